@@ -1,0 +1,213 @@
+"""The config schema, and the value checks that run before anything heavy.
+
+The dataclasses only give types: every default lives in the YAML files under
+`conf/`, so code and config cannot disagree about one. Hydra rejects unknown keys
+and wrong types at the command line; `validate` rejects values out of range.
+No TensorFlow here: `--help` and `--cfg job` must answer at once.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import CompactHydraException
+from omegaconf import MISSING, DictConfig
+
+# Keras activation names usable by a hidden layer (tests check each against
+# keras.activations.get, so this list cannot drift from Keras).
+ACTIVATIONS = (
+    "celu", "elu", "exponential", "gelu", "hard_sigmoid", "hard_silu", "hard_swish",
+    "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "mish", "relu", "relu6",
+    "selu", "sigmoid", "silu", "softplus", "softsign", "squareplus", "swish", "tanh",
+)
+DATASETS = ("mnist", "fashion_mnist")
+PADDINGS = ("valid", "same")
+
+
+class ConfigError(CompactHydraException):
+    """A config value out of range. Hydra prints it as one line, no traceback."""
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    data_dir: Optional[str] = MISSING
+    image_size: int = MISSING
+    class_names: list[str] = MISSING
+    train_limit: Optional[int] = MISSING
+    test_limit: Optional[int] = MISSING
+
+
+@dataclass
+class ModelConfig:
+    filters: list[int] = MISSING
+    kernel_size: int = MISSING
+    conv_activation: str = MISSING
+    padding: str = MISSING
+    batch_norm: bool = MISSING
+    pool_size: Optional[int] = MISSING
+    pool_every: Optional[int] = MISSING
+    dropout: float = MISSING
+    dense_units: Any = MISSING  # an int, a list of ints, or null: OmegaConf has no unions
+    dense_activation: str = MISSING
+    dense_dropout: float = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    validation_split: float = MISSING
+    deterministic: bool = MISSING
+    verbose: Any = MISSING  # Keras' fit(verbose=...): "auto", 0, 1 or 2
+
+
+@dataclass
+class AdadeltaConfig:
+    _target_: str = MISSING
+    learning_rate: float = MISSING
+    rho: float = MISSING
+    epsilon: float = MISSING
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = MISSING
+    learning_rate: float = MISSING
+    beta_1: float = MISSING
+    beta_2: float = MISSING
+    epsilon: float = MISSING
+    amsgrad: bool = MISSING
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = MISSING
+    learning_rate: float = MISSING
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class RMSpropConfig:
+    _target_: str = MISSING
+    learning_rate: float = MISSING
+    rho: float = MISSING
+    momentum: float = MISSING
+    epsilon: float = MISSING
+    centered: bool = MISSING
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    optimizer: Any = MISSING  # each optimizer file brings its own schema
+    trainer: TrainerConfig = MISSING
+    seed: int = MISSING
+
+
+def register_schemas() -> None:
+    """Put the schemas where the YAML files' defaults lists look for them."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for name, schema in {
+        "adadelta": AdadeltaConfig,
+        "adam": AdamConfig,
+        "sgd": SGDConfig,
+        "rmsprop": RMSpropConfig,
+    }.items():
+        store.store(group="schema/optimizer", name=name, node=schema)
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value} is not allowed: {allowed}")
+
+
+def dense_widths(dense_units: Any) -> list[int]:
+    """`model.dense_units` as a list: an int is one hidden layer, null or [] none."""
+    if dense_units is None:
+        return []
+    if isinstance(dense_units, int) and not isinstance(dense_units, bool):
+        return [dense_units]
+    return list(dense_units)
+
+
+def pools_after(conv_index: int, num_convs: int, pool_every: Optional[int]) -> bool:
+    """Whether a MaxPooling2D follows conv `conv_index` (1-based).
+
+    `pool_every: null` pools once, after the conv stack; `k` pools after every
+    k-th conv and after the last one.
+    """
+    every = pool_every or num_convs
+    return conv_index % every == 0 or conv_index == num_convs
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_model(model: DictConfig, image_size: int) -> None:
+    filters = list(model.filters)
+    _require(len(filters) >= 1, "model.filters", filters, "a list of at least one positive int")
+    for width in filters:
+        _require(_is_int(width) and width >= 1, "model.filters", filters, "positive ints")
+    _require(model.kernel_size >= 1, "model.kernel_size", model.kernel_size, "a positive int")
+    _require(model.padding in PADDINGS, "model.padding", model.padding, f"one of {', '.join(PADDINGS)}")
+    for key in ("conv_activation", "dense_activation"):
+        _require(model[key] in ACTIVATIONS, f"model.{key}", model[key],
+                 f"one of {', '.join(ACTIVATIONS)}")
+    _require(model.pool_size is None or model.pool_size >= 1, "model.pool_size",
+             model.pool_size, "a positive int, or null for no pooling")
+    _require(model.pool_every is None or model.pool_every >= 1, "model.pool_every",
+             model.pool_every, "a positive int, or null to pool once after the conv stack")
+    for key in ("dropout", "dense_dropout"):
+        _require(0.0 <= model[key] < 1.0, f"model.{key}", model[key], "a rate in [0, 1)")
+    units = model.dense_units
+    ok = units is None or _is_int(units) or (
+        not isinstance(units, (str, bool)) and hasattr(units, "__iter__"))
+    _require(ok, "model.dense_units", units, "a positive int, a list of them, or null")
+    for width in dense_widths(units):
+        _require(_is_int(width) and width >= 1, "model.dense_units", units,
+                 "a positive int, a list of them, or null")
+
+    # Walk the image through the conv stack so that a kernel or pool that no
+    # longer fits is reported here, not as a shape error deep inside Keras.
+    size = image_size
+    for index in range(1, len(filters) + 1):
+        if model.padding == "valid":
+            _require(model.kernel_size <= size, "model.kernel_size", model.kernel_size,
+                     f"at most {size}: conv{index} sees a {size}x{size} image")
+            size = size - model.kernel_size + 1
+        if model.pool_size and pools_after(index, len(filters), model.pool_every):
+            _require(model.pool_size <= size, "model.pool_size", model.pool_size,
+                     f"at most {size}: the pool after conv{index} sees a {size}x{size} image")
+            size //= model.pool_size
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject out-of-range values with one line naming the key; the types are Hydra's job."""
+    _require(cfg.dataset.name in DATASETS, "dataset.name", cfg.dataset.name,
+             f"one of {', '.join(DATASETS)}")
+    for key in ("train_limit", "test_limit"):
+        value = cfg.dataset[key]
+        _require(value is None or value >= 1, f"dataset.{key}", value,
+                 "a positive int, or null for the whole split")
+    _validate_model(cfg.model, cfg.dataset.image_size)
+    _require(cfg.trainer.epochs >= 1, "trainer.epochs", cfg.trainer.epochs, "a positive int")
+    _require(cfg.trainer.batch_size >= 1, "trainer.batch_size", cfg.trainer.batch_size,
+             "a positive int")
+    _require(0.0 <= cfg.trainer.validation_split < 1.0, "trainer.validation_split",
+             cfg.trainer.validation_split, "a fraction in [0, 1)")
+    _require(cfg.trainer.verbose in ("auto", 0, 1, 2), "trainer.verbose", cfg.trainer.verbose,
+             "one of auto, 0, 1, 2")
+    _require(cfg.optimizer.learning_rate > 0, "optimizer.learning_rate",
+             cfg.optimizer.learning_rate, "a positive float")
+    for key in ("rho", "momentum", "beta_1", "beta_2"):
+        if key in cfg.optimizer:
+            _require(0.0 <= cfg.optimizer[key] < 1.0, f"optimizer.{key}", cfg.optimizer[key],
+                     "a value in [0, 1)")
+    if "epsilon" in cfg.optimizer:
+        _require(cfg.optimizer.epsilon > 0, "optimizer.epsilon", cfg.optimizer.epsilon,
+                 "a positive float")
