@@ -106,7 +106,7 @@ def dataset_dir(cfg: DictConfig) -> Path:
     """The folder holding the dataset's four files, fetching Fashion-MNIST if it must."""
     if cfg.data_dir is None:
         if cfg.name != "mnist":
-            raise DataError(f"dataset.data_dir is null, but only MNIST ships with the package")
+            raise DataError("dataset.data_dir is null, but only MNIST ships with the package")
         return Path(str(SHIPPED_MNIST_DIR))
     folder = Path(cfg.data_dir)
     if all(_find(folder, stem) for stem in CHECKSUMS[cfg.name]) or cfg.name != "fashion_mnist":
@@ -114,9 +114,10 @@ def dataset_dir(cfg: DictConfig) -> Path:
     try:
         return _keras_fashion_mnist_dir()
     except Exception as error:  # any failure to download means the same advice
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
             f"Fashion-MNIST is not in {folder} and Keras could not download it "
-            f"({type(error).__name__}). Install it with `apt-get install dataset-fashion-mnist`, "
+            f"({reason}). Install it with `apt-get install dataset-fashion-mnist`, "
             f"or set dataset.data_dir to a folder holding its four IDX files"
         ) from None
 

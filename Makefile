@@ -1,0 +1,28 @@
+# The README's two commands, `make train` and `make test`, set up .venv themselves
+# (a fresh machine needs only Python 3.11). Extra arguments: make train ARGS="model.dropout=0.3"
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.ready
+
+.PHONY: setup train test bench clean
+
+# Reinstalled when pyproject.toml changes; an install that fails leaves no stamp.
+$(READY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	touch $@
+
+setup: $(READY)
+
+train: $(READY)
+	$(BIN)/python -m mnist_hydra.train $(ARGS)
+
+test: $(READY)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(READY)
+	$(BIN)/python benchmarks/epoch_overhead.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun build *.egg-info

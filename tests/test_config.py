@@ -1,0 +1,150 @@
+"""The config contract: every option composes, the schema rejects bad keys and types,
+and `validate` rejects bad values with one line naming the key."""
+
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from conftest import compose_train, run_cli
+from mnist_hydra.config import ACTIVATIONS, ConfigError, validate
+
+GROUPS = {
+    "dataset": ["mnist", "fashion_mnist"],
+    "model": ["seed_cnn"],
+    "optimizer": ["adadelta", "adam", "sgd", "rmsprop"],
+    "trainer": ["default"],
+}
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_completely_and_validates(group, option):
+    cfg = compose_train([f"{group}={option}"])
+    assert OmegaConf.missing_keys(cfg) == set()
+    validate(cfg)
+
+
+def test_default_is_the_documented_recipe():
+    cfg = compose_train()
+    assert cfg.dataset.name == "mnist"
+    assert list(cfg.model.filters) == [32, 64]
+    assert (cfg.model.kernel_size, cfg.model.pool_size, cfg.model.dropout) == (3, 3, 0.5)
+    assert (cfg.model.dense_units, cfg.model.dense_activation) == (250, "sigmoid")
+    assert cfg.optimizer._target_ == "keras.optimizers.Adadelta"
+    assert cfg.optimizer.learning_rate == 1.0  # Keras <= 2.3's default, which the tutorial relied on
+    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.validation_split) == (12, 500, 0.0)
+
+
+def test_issue_overrides_compose():
+    cfg = compose_train([
+        "model.filters=[16,32]", "model.kernel_size=5", "model.pool_size=2", "model.dropout=0.3",
+        "model.dense_units=128", "model.dense_activation=relu", "model.conv_activation=elu",
+        "optimizer=adam", "optimizer.learning_rate=1e-3", "trainer.epochs=3",
+        "trainer.batch_size=128", "dataset=fashion_mnist", "seed=7",
+    ])
+    validate(cfg)
+    assert cfg.optimizer.learning_rate == 1e-3 and cfg.seed == 7 and cfg.model.kernel_size == 5
+
+
+@pytest.mark.parametrize("override", [
+    "model.foo=1",                 # unknown key
+    "model.kernel_size=abc",       # wrong type
+    "trainer.epochs=1.5",
+    "optimizer=adam optimizer.momentum=0.9",  # a key Adam does not have
+    "seed=abc",
+])
+def test_schema_rejects_unknown_keys_and_wrong_types(override):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
+        compose_train(override.split())
+
+
+def test_each_optimizer_has_its_own_keys():
+    assert compose_train(["optimizer=sgd", "optimizer.momentum=0.9"]).optimizer.momentum == 0.9
+    assert compose_train(["optimizer.rho=0.9"]).optimizer.rho == 0.9
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.dropout=1.0", "model.dropout"),
+    ("model.dropout=-0.1", "model.dropout"),
+    ("model.dense_dropout=1.5", "model.dense_dropout"),
+    ("model.filters=[]", "model.filters"),
+    ("model.filters=[32,0]", "model.filters"),
+    ("model.kernel_size=0", "model.kernel_size"),
+    ("model.kernel_size=29", "model.kernel_size"),
+    ("model.filters=[16,32,64,128] model.kernel_size=9", "model.kernel_size"),  # shrinks below 9x9
+    ("model.pool_size=0", "model.pool_size"),
+    ("model.pool_size=25", "model.pool_size"),  # the two convs leave 24x24
+    ("model.pool_every=1 model.pool_size=5 model.filters=[8,8,8]", "model.pool_size"),
+    ("model.padding=full", "model.padding"),
+    ("model.conv_activation=relux", "model.conv_activation"),
+    ("model.dense_activation=softmax", "model.dense_activation"),
+    ("model.dense_units=[128,0]", "model.dense_units"),
+    ("model.dense_units=abc", "model.dense_units"),
+    ("trainer.epochs=0", "trainer.epochs"),
+    ("trainer.batch_size=0", "trainer.batch_size"),
+    ("trainer.validation_split=1.0", "trainer.validation_split"),
+    ("trainer.verbose=3", "trainer.verbose"),
+    ("optimizer.learning_rate=0", "optimizer.learning_rate"),
+    ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum"),
+    ("dataset.train_limit=0", "dataset.train_limit"),
+    ("dataset.test_limit=-5", "dataset.test_limit"),
+])
+def test_validate_rejects_bad_values_naming_the_key(override, key):
+    cfg = compose_train(override.split())
+    with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
+        validate(cfg)
+
+
+def test_a_pool_that_fits_is_accepted():
+    # 28 -> 26 -> 24 after two 3x3 convs; a 9x9 pool still fits once.
+    validate(compose_train(["model.pool_size=9"]))
+
+
+def test_every_allowed_activation_is_a_keras_activation():
+    import keras
+
+    for name in ACTIVATIONS:
+        assert callable(keras.activations.get(name)), name
+
+
+@pytest.mark.parametrize("name,cls", [
+    ("adadelta", "Adadelta"), ("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"),
+])
+def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
+    import hydra
+
+    cfg = compose_train([f"optimizer={name}"])
+    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    assert type(optimizer).__name__ == cls
+    assert float(optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("model.dropout=1.5", "model.dropout=1.5 is not allowed: a rate in [0, 1)"),
+    ("model.conv_activation=relux", "model.conv_activation=relux is not allowed: one of"),
+    ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),
+    ("dataset=cifar", "Could not find 'dataset/cifar'"),
+])
+def test_cli_reports_a_bad_value_in_one_line_without_traceback(override, expected, tmp_path):
+    result = run_cli("mnist_hydra.train", override, cwd=tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("model.keras"))
+
+
+@pytest.mark.parametrize("flag", ["--help", "--cfg=job", "--info"])
+def test_help_and_cfg_answer_without_importing_tensorflow(flag):
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['mnist-hydra-train', '{flag}']\n"
+        "try:\n    runpy.run_module('mnist_hydra.train', run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
