@@ -1,0 +1,59 @@
+"""The documented recipe as a plain Keras script, with no framework around it.
+
+The baseline that benchmarks/epoch_overhead.py times mnist_hydra against. It reads
+the same shipped MNIST files and prints one JSON line: its epoch times and accuracy.
+
+    python benchmarks/plain_keras.py [--epochs N] [--seed S]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from mnist_hydra.data import CHECKSUMS, SHIPPED_MNIST_DIR, read_idx
+from mnist_hydra.runtime import EpochTimer
+
+
+def load(prefix):
+    """The shipped MNIST files, read and checked as the framework does (not timed)."""
+    def read(kind):
+        stem = f"{prefix}-{kind}"
+        return read_idx(Path(str(SHIPPED_MNIST_DIR)) / f"{stem}.gz", CHECKSUMS["mnist"][stem])
+
+    images, labels = read("images-idx3-ubyte"), read("labels-idx1-ubyte")
+    return (images.astype("float32") / 255)[..., None], keras.utils.to_categorical(labels, 10)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(args.seed)
+
+    x_train, y_train = load("train")
+    x_test, y_test = load("t10k")
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(3, 3)),
+        layers.Dropout(0.5),
+        layers.Flatten(),
+        layers.Dense(250, activation="sigmoid"),
+        layers.Dense(10, activation="softmax"),
+    ])
+    # learning_rate=1.0: Keras <= 2.3's default for Adadelta, which the tutorial relied on.
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
+                  metrics=["accuracy"])
+    timer = EpochTimer()  # the framework's own, so that both are timed alike
+    model.fit(x_train, y_train, batch_size=500, epochs=args.epochs, verbose=2, callbacks=[timer])
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    print(json.dumps({"epoch_seconds": timer.seconds, "test_loss": loss, "test_accuracy": accuracy}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""End to end through the real command line, on a few hundred images and one epoch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import SMOKE, compose_train, run_cli
+
+METRIC_KEYS = {"test_loss", "test_accuracy", "params", "history", "epoch_seconds", "seed", "versions"}
+
+
+def check_run_folder(folder: Path) -> dict:
+    for name in ("model.keras", "metrics.json", "train.log", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        assert (folder / name).is_file(), f"{folder} lacks {name}"
+    assert not list(folder.glob("*.partial*")), "a temporary file was left behind"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "hydra"}
+    assert len(metrics["epoch_seconds"]) == len(metrics["history"]["loss"])
+    return metrics
+
+
+def test_two_smoke_runs_at_once_get_their_own_folders_and_the_same_numbers(tmp_path):
+    # Started together, so in the same second: the folders must still differ. Same
+    # seed, so with op determinism on the two must agree to the last digit.
+    command = [sys.executable, "-m", "mnist_hydra.train", *SMOKE]
+    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (stdout, stderr) in zip(runs, outputs):
+        assert run.returncode == 0, stderr
+        assert "test accuracy" in stdout + stderr
+    folders = sorted(path.parent for path in (tmp_path / "outputs").rglob("metrics.json"))
+    assert len(folders) == 2
+    first, second = (check_run_folder(folder) for folder in folders)
+    assert first["params"] == 1_045_576 and first["seed"] == 42
+    assert first["test_accuracy"] == second["test_accuracy"]
+    assert first["history"] == second["history"]
+
+
+def test_saved_model_loads_in_plain_keras_and_scores_as_reported(tmp_path):
+    result = run_cli("mnist_hydra.train", *SMOKE, "model.dense_units=[32,16]",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = check_run_folder(tmp_path / "run")
+
+    import keras
+
+    from mnist_hydra.data import load_dataset, to_model_inputs
+
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [32, 16, 10]
+    _, test = load_dataset(compose_train(["dataset.test_limit=100"]).dataset)
+    images, labels = to_model_inputs(test, 10)
+    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    assert np.mean(predicted == labels.argmax(axis=1)) == pytest.approx(metrics["test_accuracy"])
+
+
+def test_multirun_sweep_writes_one_run_per_job(tmp_path):
+    result = run_cli("mnist_hydra.train", "-m", "model.dropout=0.3,0.5", *SMOKE,
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    dropouts = []
+    for job in ("0", "1"):
+        check_run_folder(tmp_path / "sweep" / job)
+        config = yaml.safe_load((tmp_path / "sweep" / job / ".hydra" / "config.yaml").read_text())
+        dropouts.append(config["model"]["dropout"])
+    assert dropouts == [0.3, 0.5]
+
+
+def test_console_script_runs_from_any_folder(tmp_path):
+    script = Path(sys.executable).with_name("mnist-hydra-train")
+    result = subprocess.run([str(script), "--cfg", "job", "trainer.epochs=3"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["trainer"]["epochs"] == 3
