@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from mnist_hydra.data import CHECKSUMS, SHIPPED_MNIST_DIR, read_idx
-from mnist_hydra.runtime import EpochTimer
+from mnist_hydra.runtime import EpochRecorder
 
 
 def load(prefix):
@@ -49,7 +49,7 @@ def main():
     # learning_rate=1.0: Keras <= 2.3's default for Adadelta, which the tutorial relied on.
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
                   metrics=["accuracy"])
-    timer = EpochTimer()  # the framework's own, so that both are timed alike
+    timer = EpochRecorder()  # the framework's own, so that both are timed alike
     model.fit(x_train, y_train, batch_size=500, epochs=args.epochs, verbose=2, callbacks=[timer])
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(json.dumps({"epoch_seconds": timer.seconds, "test_loss": loss, "test_accuracy": accuracy}))

@@ -99,25 +99,64 @@ class RMSpropConfig:
 
 
 @dataclass
+class NoLoggerConfig:
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+
+
+@dataclass
+class TensorBoardLoggerConfig(NoLoggerConfig):
+    subdir: str = MISSING
+
+
+@dataclass
+class CSVLoggerConfig(NoLoggerConfig):
+    filename: str = MISSING
+
+
+@dataclass
+class MLflowLoggerConfig(NoLoggerConfig):
+    tracking_uri: str = MISSING
+    experiment_name: str = MISSING
+
+
+@dataclass
 class TrainConfig:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
     optimizer: Any = MISSING  # each optimizer file brings its own schema
     trainer: TrainerConfig = MISSING
+    logger: Any = MISSING     # so does each logger file
     seed: int = MISSING
+    resume: bool = MISSING
+
+
+@dataclass
+class EvaluateConfig:
+    ckpt_path: str = MISSING
+
+
+@dataclass
+class PredictConfig:
+    ckpt_path: str = MISSING
+    images: list[str] = MISSING
 
 
 def register_schemas() -> None:
     """Put the schemas where the YAML files' defaults lists look for them."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
-    for name, schema in {
-        "adadelta": AdadeltaConfig,
-        "adam": AdamConfig,
-        "sgd": SGDConfig,
-        "rmsprop": RMSpropConfig,
-    }.items():
-        store.store(group="schema/optimizer", name=name, node=schema)
+    store.store(name="evaluate_schema", node=EvaluateConfig)
+    store.store(name="predict_schema", node=PredictConfig)
+    group_schemas = {
+        "optimizer": {"adadelta": AdadeltaConfig, "adam": AdamConfig, "sgd": SGDConfig,
+                      "rmsprop": RMSpropConfig},
+        "logger": {"tensorboard": TensorBoardLoggerConfig, "csv": CSVLoggerConfig,
+                   "mlflow": MLflowLoggerConfig, "none": NoLoggerConfig},
+    }
+    for group, schemas in group_schemas.items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

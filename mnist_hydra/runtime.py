@@ -1,13 +1,21 @@
-"""What a run needs around the training itself: seeding, timing, and records on disk."""
+"""What a run needs around the training itself: seeding, per-epoch records, the run's
+status on disk, and writes that never leave half a file."""
 
 import json
+import logging
 import os
 import platform
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import keras
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -32,20 +40,6 @@ def library_versions() -> dict:
     }
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch, validation included, in seconds."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def write_json(path: Path, record: dict) -> None:
     """Write through a temporary file, so that a reader never sees half a record."""
     partial = path.with_name(path.name + ".partial")
@@ -58,3 +52,84 @@ def save_model(model: keras.Model, path: Path) -> None:
     partial = path.with_name(path.stem + ".partial" + path.suffix)  # Keras insists on the suffix
     model.save(partial)
     os.replace(partial, path)
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keras' metrics and the wall time of each epoch, kept in a file when given one.
+
+    A resumed run starts again at the epoch after the last backup; anything recorded
+    from that epoch on is dropped first, so that the history has each epoch once.
+    """
+
+    def __init__(self, path: Optional[Path] = None):
+        super().__init__()
+        self.path = path
+        self.epochs: list[dict] = json.loads(path.read_text()) if path and path.is_file() else []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        del self.epochs[epoch:]
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        self.epochs.append({"seconds": seconds, **{k: float(v) for k, v in (logs or {}).items()}})
+        if self.path:
+            write_json(self.path, self.epochs)
+
+    @property
+    def seconds(self) -> list[float]:
+        return [epoch["seconds"] for epoch in self.epochs]
+
+    @property
+    def history(self) -> dict:
+        names = [name for name in self.epochs[0] if name != "seconds"] if self.epochs else []
+        return {name: [epoch[name] for epoch in self.epochs] for name in names}
+
+
+class RunRecord:
+    """metrics.json through a run's life: `running`, then `completed`, `failed` or `interrupted`.
+
+    A run killed outright (SIGKILL, power loss) cannot write; it stays `running`.
+    """
+
+    def __init__(self, path: Path, **fields):
+        self.path = path
+        self.fields = {"status": "running", **fields}
+        write_json(path, self.fields)
+
+    def update(self, **fields) -> dict:
+        self.fields.update(fields)
+        write_json(self.path, self.fields)
+        return self.fields
+
+    @contextmanager
+    def watching(self, tracker):
+        """Record how the block ends, and close the tracker with that status whatever happens."""
+        status = "failed"
+        restore = _sigterm_as_interrupt()
+        try:
+            yield self
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self.update(status=status, error="interrupted (Ctrl-C or SIGTERM)")
+            log.error("Interrupted; the last completed epoch is kept: resume with resume=true")
+            raise
+        except Exception as error:
+            self.update(status=status, error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            raise
+        finally:
+            restore()
+            tracker.close(status)
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (a scheduler's stop, `kill`) end the run like Ctrl-C, so it is recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread may set signal handlers
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)

@@ -2,11 +2,12 @@
 
     python -m mnist_hydra.train [overrides]        (installed as: mnist-hydra-train)
 
-Outputs go to Hydra's run folder: model.keras, metrics.json, the log and .hydra/.
+Outputs go to Hydra's run folder: model.keras, metrics.json, learning_curves.png,
+confusion_matrix.png, the tracker's files, the log and .hydra/.
 """
 
 import logging
-import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,9 +16,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mnist_hydra.config import register_schemas, validate
+from mnist_hydra.run_folders import register_resolvers
 
 log = logging.getLogger(__name__)
 register_schemas()
+register_resolvers()
 
 
 def progress_verbosity(verbose):
@@ -31,22 +34,21 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
     """Run one training job and return its metrics (also written to metrics.json)."""
     validate(cfg)  # before TensorFlow loads, so that a bad value fails in about a second
     log.info("Output folder: %s", output_dir)
-    # TensorFlow's C++ start-up chatter (no CUDA driver, ...); Python errors still surface.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     from mnist_hydra.data import load_dataset, to_model_inputs
+    from mnist_hydra.evaluate import evaluate_on_test
     from mnist_hydra.model import build_model
-    from mnist_hydra.runtime import EpochTimer, library_versions, save_model, seed_everything, write_json
+    from mnist_hydra.plots import plot_learning_curves
+    from mnist_hydra.runtime import EpochRecorder, RunRecord, library_versions, save_model, seed_everything
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    num_classes = len(cfg.dataset.class_names)
+    class_names = list(cfg.dataset.class_names)
     train_split, test_split = load_dataset(cfg.dataset)
-    x_train, y_train = to_model_inputs(train_split, num_classes)
-    x_test, y_test = to_model_inputs(test_split, num_classes)
-    log.info("Data: %s, %d training and %d test images", cfg.dataset.name, len(x_train), len(x_test))
+    x_train, y_train = to_model_inputs(train_split, len(class_names))
+    log.info("Data: %s, %d training and %d test images", cfg.dataset.name, len(x_train), len(test_split.labels))
 
-    model = build_model(cfg.model, x_train.shape[1:], num_classes)
+    model = build_model(cfg.model, x_train.shape[1:], len(class_names))
     model.compile(
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         loss="categorical_crossentropy",
@@ -54,33 +56,35 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
     )
     model.summary(print_fn=log.info)
 
-    timer = EpochTimer()
-    history = model.fit(
-        x_train, y_train,
-        batch_size=cfg.trainer.batch_size,
-        epochs=cfg.trainer.epochs,
-        validation_split=cfg.trainer.validation_split,
-        verbose=progress_verbosity(cfg.trainer.verbose),
-        callbacks=[timer],
-    )
-    test_loss, test_accuracy = model.evaluate(
-        x_test, y_test, batch_size=cfg.trainer.batch_size, verbose=0
-    )
-    save_model(model, output_dir / "model.keras")
+    record = RunRecord(output_dir / "metrics.json", params=model.count_params(), seed=cfg.seed,
+                       train_images=len(x_train), test_images=len(test_split.labels),
+                       versions=library_versions())
+    tracker = hydra.utils.instantiate(cfg.logger)(output_dir=output_dir, config=cfg)
+    epochs = EpochRecorder(output_dir / "epochs.json")
+    # Weights, optimizer state and epoch count after every epoch; an earlier backup
+    # in this folder (an interrupted run) is restored first. Removed once the model is saved.
+    backup = keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True,
+                                              delete_checkpoint=False)
+    with record.watching(tracker):
+        model.fit(
+            x_train, y_train,
+            batch_size=cfg.trainer.batch_size,
+            epochs=cfg.trainer.epochs,
+            validation_split=cfg.trainer.validation_split,
+            verbose=progress_verbosity(cfg.trainer.verbose),
+            # The backup last: once it holds an epoch, every record of that epoch is written.
+            callbacks=[epochs, *tracker.callbacks(), backup],
+        )
+        test = evaluate_on_test(model, test_split, class_names, cfg.trainer.batch_size,
+                                output_dir, plot_mistakes=False)
+        plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
+        save_model(model, output_dir / "model.keras")
+        metrics = record.update(status="completed", **test, history=epochs.history,
+                                epoch_seconds=epochs.seconds)
+        tracker.finish(metrics, output_dir / "model.keras")
+        shutil.rmtree(output_dir / "backup", ignore_errors=True)
 
-    metrics = {
-        "test_loss": float(test_loss),
-        "test_accuracy": float(test_accuracy),
-        "params": model.count_params(),
-        "history": {name: [float(v) for v in values] for name, values in history.history.items()},
-        "epoch_seconds": timer.seconds,
-        "seed": cfg.seed,
-        "train_images": len(x_train),
-        "test_images": len(x_test),
-        "versions": library_versions(),
-    }
-    write_json(output_dir / "metrics.json", metrics)
-    log.info("Test loss %.4f, test accuracy %.2f%%", test_loss, 100 * test_accuracy)
+    log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
     log.info("Outputs in %s", output_dir)
     return metrics
 
@@ -89,7 +93,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
 def main(cfg: DictConfig) -> float:
     """Hydra's entry point; returns the test accuracy for sweepers to optimize."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    return train(cfg, output_dir)["test_accuracy"]
+    try:
+        return train(cfg, output_dir)["test_accuracy"]
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # already logged and recorded; no traceback for a Ctrl-C
 
 
 if __name__ == "__main__":

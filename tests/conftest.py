@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from mnist_hydra.config import register_schemas
 
@@ -18,8 +19,13 @@ SMOKE = ["dataset.train_limit=300", "dataset.test_limit=100", "trainer.epochs=1"
 
 
 def compose_train(overrides=()) -> DictConfig:
+    """The task's config as a run would see it: `${hydra:...}` resolves, the hydra node is gone."""
     with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -34,3 +40,16 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subp
 @pytest.fixture
 def compose_cfg():
     return compose_train
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A run folder with a model good enough to read digits (about 90% on 2,000 images)."""
+    folder = tmp_path_factory.mktemp("trained") / "run"
+    result = run_cli(
+        "mnist_hydra.train", "dataset.train_limit=2000", "dataset.test_limit=200",
+        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam", "logger=none",
+        f"hydra.run.dir={folder}", cwd=folder.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    return folder

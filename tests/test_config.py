@@ -16,6 +16,7 @@ GROUPS = {
     "model": ["seed_cnn"],
     "optimizer": ["adadelta", "adam", "sgd", "rmsprop"],
     "trainer": ["default"],
+    "logger": ["tensorboard", "mlflow", "csv", "none"],
 }
 
 
@@ -35,6 +36,13 @@ def test_default_is_the_documented_recipe():
     assert cfg.optimizer._target_ == "keras.optimizers.Adadelta"
     assert cfg.optimizer.learning_rate == 1.0  # Keras <= 2.3's default, which the tutorial relied on
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.validation_split) == (12, 500, 0.0)
+
+
+@pytest.mark.parametrize("app", ["evaluate", "predict"])
+def test_evaluate_and_predict_need_a_checkpoint(app, tmp_path):
+    result = run_cli(f"mnist_hydra.{app}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "ckpt_path is required" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_issue_overrides_compose():
@@ -135,12 +143,13 @@ def test_cli_reports_a_bad_value_in_one_line_without_traceback(override, expecte
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("model.keras"))
 
 
+@pytest.mark.parametrize("app", ["train", "evaluate", "predict"])
 @pytest.mark.parametrize("flag", ["--help", "--cfg=job", "--info"])
-def test_help_and_cfg_answer_without_importing_tensorflow(flag):
+def test_help_and_cfg_answer_without_importing_tensorflow(app, flag):
     code = (
         "import runpy, sys\n"
-        f"sys.argv = ['mnist-hydra-train', '{flag}']\n"
-        "try:\n    runpy.run_module('mnist_hydra.train', run_name='__main__')\n"
+        f"sys.argv = ['mnist-hydra-{app}', '{flag}']\n"
+        f"try:\n    runpy.run_module('mnist_hydra.{app}', run_name='__main__')\n"
         "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )

@@ -19,6 +19,9 @@ def test_wheel_carries_conf_and_mnist(tmp_path):
         "mnist_hydra/conf/optimizer/adadelta.yaml",
         "mnist_hydra/conf/dataset/fashion_mnist.yaml",
         "mnist_hydra/conf/trainer/default.yaml",
+        "mnist_hydra/conf/logger/mlflow.yaml",
+        "mnist_hydra/conf/evaluate.yaml",
+        "mnist_hydra/conf/predict.yaml",
         "mnist_hydra/datasets/mnist/train-images-idx3-ubyte.gz",
         "mnist_hydra/datasets/mnist/t10k-labels-idx1-ubyte.gz",
     }

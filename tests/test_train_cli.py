@@ -19,6 +19,7 @@ def check_run_folder(folder: Path) -> dict:
         assert (folder / name).is_file(), f"{folder} lacks {name}"
     assert not list(folder.glob("*.partial*")), "a temporary file was left behind"
     metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
     assert METRIC_KEYS <= set(metrics)
     assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "hydra"}
     assert len(metrics["epoch_seconds"]) == len(metrics["history"]["loss"])

@@ -1,0 +1,129 @@
+"""Experiment trackers, one per `logger` config: TensorBoard, MLflow, CSV, or none.
+
+A `logger/*.yaml` file names its tracker class by `_target_` (with `_partial_`); the
+training task completes it with the run folder and the config. Every tracker gives
+Keras callbacks for the per-epoch numbers, records the final metrics, and is closed
+with the run's status even when the run fails.
+"""
+
+import fcntl
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    """`logger=none`: nothing beyond the run folder's own files."""
+
+    def __init__(self, output_dir: Path, config: DictConfig):
+        self.output_dir = output_dir
+
+    def callbacks(self) -> list:
+        return []
+
+    def finish(self, metrics: dict, model_path: Path) -> None:
+        pass
+
+    def close(self, status: str) -> None:
+        pass
+
+
+class TensorBoardTracker(Tracker):
+    """Event files in the run folder: `tensorboard --logdir outputs` shows every run."""
+
+    def __init__(self, output_dir: Path, config: DictConfig, subdir: str):
+        super().__init__(output_dir, config)
+        self.log_dir = output_dir / subdir
+
+    def callbacks(self) -> list:
+        return [keras.callbacks.TensorBoard(log_dir=str(self.log_dir))]
+
+
+class CSVTracker(Tracker):
+    """One row per epoch in a CSV file of the run folder (appended to on resume)."""
+
+    def __init__(self, output_dir: Path, config: DictConfig, filename: str):
+        super().__init__(output_dir, config)
+        self.path = output_dir / filename
+
+    def callbacks(self) -> list:
+        return [keras.callbacks.CSVLogger(str(self.path), append=True)]
+
+
+class MLflowTracker(Tracker):
+    """Params, per-epoch and final metrics, and the model, in an MLflow store.
+
+    Writes go through a lock file beside a SQLite store, so that the parallel jobs
+    of a sweep take turns instead of tripping over SQLite's locking.
+    """
+
+    def __init__(self, output_dir: Path, config: DictConfig, tracking_uri: str, experiment_name: str):
+        super().__init__(output_dir, config)
+        import mlflow
+
+        self.mlflow = mlflow
+        self.lock_path = _lock_path(tracking_uri)
+        with self.locked():
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_experiment(experiment_name)
+            self.run = mlflow.start_run(run_name=output_dir.name)
+            mlflow.log_params(_flatten(OmegaConf.to_container(config, resolve=True)))
+            mlflow.set_tag("output_dir", str(output_dir))
+        log.info("MLflow run %s in %s", self.run.info.run_id, tracking_uri)
+
+    @contextmanager
+    def locked(self):
+        if self.lock_path is None:
+            yield
+            return
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def log_metrics(self, metrics: dict, step=None) -> None:
+        with self.locked():
+            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def callbacks(self) -> list:
+        tracker = self
+
+        class EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                tracker.log_metrics(logs or {}, step=epoch + 1)
+
+        return [EpochMetrics()]
+
+    def finish(self, metrics: dict, model_path: Path) -> None:
+        self.log_metrics({k: v for k, v in metrics.items() if k.startswith("test_")})
+        with self.locked():
+            self.mlflow.log_artifact(str(model_path))
+            self.mlflow.log_artifact(str(self.output_dir / "metrics.json"))
+
+    def close(self, status: str) -> None:
+        mlflow_status = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+        with self.locked():
+            self.mlflow.end_run(status=mlflow_status)
+
+
+def _lock_path(tracking_uri: str):
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix):] + ".lock") if tracking_uri.startswith(prefix) else None
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

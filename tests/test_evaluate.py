@@ -1,0 +1,80 @@
+"""Evaluating a run: the same accuracy as training reported, a report, the plots, and
+refusal of files that are not safe to load."""
+
+import json
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from mnist_hydra.checkpoints import CheckpointError, load_model
+from mnist_hydra.evaluate import classification_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 300 and height >= 300, f"{path} is too small to read"
+
+
+def test_training_writes_readable_plots(trained_run):
+    assert_png(trained_run / "learning_curves.png")
+    assert_png(trained_run / "confusion_matrix.png")
+
+
+def test_evaluate_matches_training_and_reports_per_class(trained_run, tmp_path):
+    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run}",
+                     f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["test_accuracy"] == trained["test_accuracy"]
+    assert evaluated["test_accuracy"] > 0.8  # the model really learned something
+    assert set(evaluated["per_class"]) == {str(d) for d in range(10)}
+    assert sum(c["support"] for c in evaluated["per_class"].values()) == 200
+    for name in ("confusion_matrix.png", "misclassified.png"):
+        assert_png(tmp_path / "eval" / name)
+
+
+def test_evaluate_takes_a_model_file_too(trained_run, tmp_path):
+    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run / 'model.keras'}",
+                     f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_classification_report_counts():
+    labels = np.array([0, 0, 1, 1, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 0]]  # one 0 taken for a 1, the 2 taken for a 0
+    report = classification_report(labels, probabilities, ["a", "b", "c"])
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert report["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "accuracy": 0.6, "support": 2}
+    assert report["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert report["per_class"]["c"]["recall"] == 0.0
+
+
+def test_a_model_that_would_run_code_is_refused(tmp_path):
+    import keras
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "unsafe.keras")
+    with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
+        load_model(tmp_path / "unsafe.keras")
+
+
+def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_bytes((trained_run / ".hydra" / "config.yaml").read_bytes())
+    with zipfile.ZipFile(run / "model.keras", "w") as archive:
+        archive.writestr("junk.txt", "not a model")
+    for ckpt, expected in ((run, "refused or unreadable"), (tmp_path / "nowhere", "no such model file")):
+        result = run_cli("mnist_hydra.evaluate", f"ckpt_path={ckpt}",
+                         f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+        assert result.returncode != 0
+        assert expected in result.stderr and "Traceback" not in result.stderr

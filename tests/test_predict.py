@@ -1,0 +1,88 @@
+"""Predicting people's images: MNIST-style preparation, top-3 output, bad files named."""
+
+import csv
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from mnist_hydra.data import SHIPPED_MNIST_DIR
+from mnist_hydra.images import ImageError, load_digit, to_mnist_style
+
+
+def mnist_test_images():
+    raw = gzip.decompress((SHIPPED_MNIST_DIR / "t10k-images-idx3-ubyte.gz").read_bytes())
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+    labels = np.frombuffer(gzip.decompress((SHIPPED_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+                                           .read_bytes()), np.uint8, offset=8)
+    return images, labels
+
+
+def test_an_mnist_digit_comes_back_nearly_unchanged():
+    images, _ = mnist_test_images()
+    for image in images[:20]:
+        prepared = to_mnist_style(image / 255.0)
+        assert prepared.shape == (28, 28)
+        assert np.abs(prepared - image / 255.0).mean() < 0.08
+
+
+def test_dark_on_light_photo_is_inverted_cropped_and_centred():
+    images, _ = mnist_test_images()
+    digit = images[0] / 255.0
+    photo = np.full((200, 150), 0.9)           # light grey paper, digit off-centre
+    big = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((84, 84))) / 255.0
+    photo[10:94, 50:134] -= 0.8 * big          # dark ink
+    prepared = to_mnist_style(photo)
+    assert prepared[0].max() == 0 and prepared[:, 0].max() == 0   # black background again
+    ys, xs = np.indices(prepared.shape)
+    assert abs((ys * prepared).sum() / prepared.sum() - 14) <= 1
+    assert abs((xs * prepared).sum() / prepared.sum() - 14) <= 1
+    assert np.abs(prepared - to_mnist_style(digit)).mean() < 0.1
+
+
+def test_blank_and_non_images_are_named(tmp_path):
+    with pytest.raises(ImageError, match="blank"):
+        to_mnist_style(np.ones((30, 30)), "white.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match="notes.png: not a readable image"):
+        load_digit(tmp_path / "notes.png")
+
+
+def test_predict_reads_digits_and_skips_bad_files(trained_run, tmp_path):
+    import keras
+
+    # Twenty test images (outside the slice the run was evaluated on) that the model
+    # reads right as they are: what is tested is the way from a file to the model.
+    images, labels = mnist_test_images()
+    model = keras.models.load_model(trained_run / "model.keras")
+    pool = np.arange(9000, 9200)
+    raw = model.predict(images[pool][..., None] / 255.0, verbose=0).argmax(axis=1)
+    chosen = pool[raw == labels[pool]][:20]
+    paths = []
+    for index in chosen:
+        png = tmp_path / f"digit{index}.png"
+        Image.fromarray(images[index]).save(png)
+        photo = tmp_path / f"photo{index}.jpg"  # dark on light, larger, in colour
+        Image.fromarray(255 - images[index]).resize((140, 140)).convert("RGB").save(photo)
+        paths += [png, photo]
+    (tmp_path / "broken.png").write_bytes(b"")
+    paths.append(tmp_path / "broken.png")
+
+    result = run_cli("mnist_hydra.predict", f"ckpt_path={trained_run}",
+                     f"images=[{','.join(map(str, paths))}]", f"hydra.run.dir={tmp_path / 'out'}",
+                     cwd=tmp_path)
+    assert result.returncode != 0  # one image was bad ...
+    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+    with open(tmp_path / "out" / "predictions.csv") as file:
+        rows = {row["path"]: row for row in csv.DictReader(file)}
+    assert len(rows) == 40  # ... and the other 40 were still predicted
+    for kind in ("digit", "photo"):
+        right = sum(rows[str(tmp_path / f"{kind}{i}.{'png' if kind == 'digit' else 'jpg'}")]["predicted"]
+                    == str(labels[i]) for i in chosen)
+        assert right >= (20 if kind == "digit" else 18), f"{kind}: only {right} of 20 right"
+    row = next(iter(rows.values()))
+    probabilities = [float(row[f"top{r}_probability"]) for r in (1, 2, 3)]
+    assert probabilities == sorted(probabilities, reverse=True) and row["predicted"] == row["top1"]
+    assert f"{paths[0]}: " in result.stdout
