@@ -3,7 +3,7 @@
 The baseline that benchmarks/epoch_overhead.py times mnist_hydra against. It reads
 the same shipped MNIST files and prints one JSON line: its epoch times and accuracy.
 
-    python benchmarks/plain_keras.py [--epochs N] [--seed S]
+    python benchmarks/plain_keras.py [--epochs N] [--seed S] [--deterministic]
 """
 
 import argparse
@@ -31,8 +31,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="enable TensorFlow's op determinism, as the framework's default does")
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
     x_train, y_train = load("train")
     x_test, y_test = load("t10k")
