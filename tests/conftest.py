@@ -48,7 +48,7 @@ def trained_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("trained") / "run"
     result = run_cli(
         "mnist_hydra.train", "dataset.train_limit=2000", "dataset.test_limit=200",
-        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam", "logger=none",
+        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam",  # default logger: tensorboard
         f"hydra.run.dir={folder}", cwd=folder.parent,
     )
     assert result.returncode == 0, result.stderr

@@ -1,27 +1,32 @@
-"""Trackers: TensorBoard files TensorBoard can read, MLflow runs MLflow can find, CSV rows."""
+"""Trackers: TensorBoard files TensorBoard can read, MLflow runs MLflow can find."""
 
-import csv
+import yaml
 
 from conftest import SMOKE, run_cli
+from test_train_cli import check_run_folder
 
 
-def test_tensorboard_is_the_default_and_readable(tmp_path):
-    result = run_cli("mnist_hydra.train", *SMOKE, "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run'}",
-                     cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_tensorboard_is_the_default_and_readable(trained_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "train"))
+    events = EventAccumulator(str(trained_run / "tensorboard" / "train"))
     events.Reload()
     assert "epoch_loss" in events.Tags()["tensors"]
     assert [event.step for event in events.Tensors("epoch_loss")] == [0, 1]
 
 
-def test_mlflow_sweep_records_each_job_in_a_sqlite_store(tmp_path):
+def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli("mnist_hydra.train", "-m", "model.dropout=0.3,0.5", *SMOKE, "logger=mlflow",
                      f"logger.tracking_uri={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    dropouts = []
+    for job in ("0", "1"):  # one run folder per job
+        check_run_folder(tmp_path / "sweep" / job)
+        config = yaml.safe_load((tmp_path / "sweep" / job / ".hydra" / "config.yaml").read_text())
+        dropouts.append(config["model"]["dropout"])
+    assert dropouts == [0.3, 0.5]
+
     import mlflow
 
     mlflow.set_tracking_uri(store)
@@ -32,11 +37,4 @@ def test_mlflow_sweep_records_each_job_in_a_sqlite_store(tmp_path):
     artifacts = mlflow.MlflowClient().list_artifacts(runs["run_id"][0])
     assert "model.keras" in {artifact.path for artifact in artifacts}
 
-
-def test_csv_logger_writes_a_row_per_epoch(tmp_path):
-    result = run_cli("mnist_hydra.train", *SMOKE, "trainer.epochs=2", "logger=csv",
-                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    with open(tmp_path / "run" / "history.csv") as file:
-        rows = list(csv.DictReader(file))
-    assert [row["epoch"] for row in rows] == ["0", "1"] and "loss" in rows[0]
+# logger=csv is checked by tests/test_resume.py, which trains with it.
