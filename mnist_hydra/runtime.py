@@ -103,12 +103,13 @@ class RunRecord:
         return self.fields
 
     @contextmanager
-    def watching(self, tracker):
-        """Record how the block ends, and close the tracker with that status whatever happens."""
-        status = "failed"
+    def watching(self, start_tracker):
+        """Start the tracker, record how the block ends, and close the tracker with that status."""
+        status, tracker = "failed", None
         restore = _sigterm_as_interrupt()
         try:
-            yield self
+            tracker = start_tracker()  # inside: a tracker that cannot start is a failed run too
+            yield tracker
             status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -120,7 +121,8 @@ class RunRecord:
             raise
         finally:
             restore()
-            tracker.close(status)
+            if tracker is not None:
+                tracker.close(status)
 
 
 def _sigterm_as_interrupt():

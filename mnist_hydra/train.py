@@ -59,13 +59,13 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
     record = RunRecord(output_dir / "metrics.json", params=model.count_params(), seed=cfg.seed,
                        train_images=len(x_train), test_images=len(test_split.labels),
                        versions=library_versions())
-    tracker = hydra.utils.instantiate(cfg.logger)(output_dir=output_dir, config=cfg)
+    start_tracker = hydra.utils.instantiate(cfg.logger)  # a partial: the run folder and config follow
     epochs = EpochRecorder(output_dir / "epochs.json")
     # Weights, optimizer state and epoch count after every epoch; an earlier backup
     # in this folder (an interrupted run) is restored first. Removed once the model is saved.
     backup = keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True,
                                               delete_checkpoint=False)
-    with record.watching(tracker):
+    with record.watching(lambda: start_tracker(output_dir=output_dir, config=cfg)) as tracker:
         model.fit(
             x_train, y_train,
             batch_size=cfg.trainer.batch_size,

@@ -1,5 +1,7 @@
 """Trackers: TensorBoard files TensorBoard can read, MLflow runs MLflow can find."""
 
+import json
+
 import yaml
 
 from conftest import SMOKE, run_cli
@@ -38,3 +40,13 @@ def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
     assert "model.keras" in {artifact.path for artifact in artifacts}
 
 # logger=csv is checked by tests/test_resume.py, which trains with it.
+
+
+def test_a_tracker_that_cannot_start_fails_the_run_on_record(tmp_path):
+    result = run_cli("mnist_hydra.train", *SMOKE, "logger=mlflow",
+                     "logger.tracking_uri=sqlite:////nonexistent/folder/mlflow.db",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode != 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["error"]
+    assert not (tmp_path / "run" / "model.keras").exists()
