@@ -5,6 +5,8 @@ from pathlib import Path
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_hydra.errors import first_line
+
 
 class CheckpointError(CompactHydraException):
     """A checkpoint that cannot be found, read or trusted. Printed as one line."""
@@ -39,5 +41,5 @@ def load_model(model_path: Path):
     try:
         return keras.models.load_model(model_path, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{model_path}: refused or unreadable as a Keras model: {first_line}") from None
+        raise CheckpointError(f"{model_path}: refused or unreadable as a Keras model: "
+                              f"{first_line(error)}") from None

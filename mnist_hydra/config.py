@@ -164,11 +164,15 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value} is not allowed: {allowed}")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def dense_widths(dense_units: Any) -> list[int]:
     """`model.dense_units` as a list: an int is one hidden layer, null or [] none."""
     if dense_units is None:
         return []
-    if isinstance(dense_units, int) and not isinstance(dense_units, bool):
+    if _is_int(dense_units):
         return [dense_units]
     return list(dense_units)
 
@@ -181,10 +185,6 @@ def pools_after(conv_index: int, num_convs: int, pool_every: Optional[int]) -> b
     """
     every = pool_every or num_convs
     return conv_index % every == 0 or conv_index == num_convs
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _validate_model(model: DictConfig, image_size: int) -> None:

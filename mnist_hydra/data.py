@@ -19,6 +19,8 @@ import numpy as np
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from mnist_hydra.errors import first_line
+
 SHIPPED_MNIST_DIR = importlib.resources.files("mnist_hydra") / "datasets" / "mnist"
 
 # sha256 of each uncompressed IDX file. MNIST's are those of the canonical files
@@ -114,10 +116,9 @@ def dataset_dir(cfg: DictConfig) -> Path:
     try:
         return _keras_fashion_mnist_dir()
     except Exception as error:  # any failure to download means the same advice
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
             f"Fashion-MNIST is not in {folder} and Keras could not download it "
-            f"({reason}). Install it with `apt-get install dataset-fashion-mnist`, "
+            f"({first_line(error)}). Install it with `apt-get install dataset-fashion-mnist`, "
             f"or set dataset.data_dir to a folder holding its four IDX files"
         ) from None
 

@@ -11,6 +11,8 @@ import numpy as np
 from hydra.errors import CompactHydraException
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_hydra.errors import first_line
+
 SIZE = 28
 BOX = 20           # the digit's longer side, as in MNIST
 INK_LEVEL = 0.1    # below this share of the way from paper to ink, a pixel is paper or noise
@@ -31,7 +33,7 @@ def read_grayscale(path: Path) -> np.ndarray:
                 image = Image.alpha_composite(paper, image)
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ImageError(f"{path}: not a readable image ({str(error).splitlines()[0]})") from None
+        raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
     return pixels
 
 

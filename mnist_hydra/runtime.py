@@ -15,6 +15,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from mnist_hydra.errors import first_line
+
 log = logging.getLogger(__name__)
 
 
@@ -117,7 +119,7 @@ class RunRecord:
             log.error("Interrupted; the last completed epoch is kept: resume with resume=true")
             raise
         except Exception as error:
-            self.update(status=status, error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            self.update(status=status, error=f"{type(error).__name__}: {first_line(error)}")
             raise
         finally:
             restore()

@@ -1,23 +1,19 @@
 """Predicting people's images: MNIST-style preparation, top-3 output, bad files named."""
 
 import csv
-import gzip
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
-from mnist_hydra.data import SHIPPED_MNIST_DIR
+from conftest import compose_train, run_cli
+from mnist_hydra.data import load_dataset
 from mnist_hydra.images import ImageError, load_digit, to_mnist_style
 
 
 def mnist_test_images():
-    raw = gzip.decompress((SHIPPED_MNIST_DIR / "t10k-images-idx3-ubyte.gz").read_bytes())
-    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
-    labels = np.frombuffer(gzip.decompress((SHIPPED_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
-                                           .read_bytes()), np.uint8, offset=8)
-    return images, labels
+    _, test = load_dataset(compose_train().dataset)
+    return test.images, test.labels
 
 
 def test_an_mnist_digit_comes_back_nearly_unchanged():
