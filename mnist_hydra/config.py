@@ -22,6 +22,8 @@ ACTIVATIONS = (
 )
 DATASETS = ("mnist", "fashion_mnist")
 PADDINGS = ("valid", "same")
+# What a run returns to a sweeper and a sweep summary ranks by; val_* are the last epoch's.
+OBJECTIVES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
 
 
 class ConfigError(CompactHydraException):
@@ -60,6 +62,7 @@ class TrainerConfig:
     validation_split: float = MISSING
     deterministic: bool = MISSING
     verbose: Any = MISSING  # Keras' fit(verbose=...): "auto", 0, 1 or 2
+    threads: Optional[int] = MISSING  # null: this job's share of the CPU cores
 
 
 @dataclass
@@ -129,6 +132,7 @@ class TrainConfig:
     logger: Any = MISSING     # so does each logger file
     seed: int = MISSING
     resume: bool = MISSING
+    objective: str = MISSING
 
 
 @dataclass
@@ -241,6 +245,11 @@ def validate(cfg: DictConfig) -> None:
              cfg.trainer.validation_split, "a fraction in [0, 1)")
     _require(cfg.trainer.verbose in ("auto", 0, 1, 2), "trainer.verbose", cfg.trainer.verbose,
              "one of auto, 0, 1, 2")
+    _require(cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",
+             cfg.trainer.threads, "a positive int, or null for this job's share of the cores")
+    _require(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
+    _require(not cfg.objective.startswith("val_") or cfg.trainer.validation_split > 0, "objective",
+             cfg.objective, "test_accuracy or test_loss unless trainer.validation_split > 0")
     _require(cfg.optimizer.learning_rate > 0, "optimizer.learning_rate",
              cfg.optimizer.learning_rate, "a positive float")
     for key in ("rho", "momentum", "beta_1", "beta_2"):

@@ -62,7 +62,7 @@ def evaluate_on_test(model, test_split, class_names: list, batch_size: int, outp
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict:
     from mnist_hydra.checkpoints import find_checkpoint, load_model, load_run_config
     from mnist_hydra.data import load_dataset
-    from mnist_hydra.runtime import write_json
+    from mnist_hydra.files import write_json
 
     model_path, run_dir = find_checkpoint(cfg)
     run_cfg = load_run_config(run_dir)

@@ -14,8 +14,10 @@ from typing import Optional
 
 import keras
 import tensorflow as tf
+from omegaconf import OmegaConf
 
 from mnist_hydra.errors import first_line
+from mnist_hydra.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,36 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def cpu_share(launcher) -> int:
+    """The cores one job may use: those this process may run on (a scheduler's allotment),
+    divided among the jobs the launcher runs at once."""
+    cores = len(os.sched_getaffinity(0))
+    if "ray" in str(launcher.get("_target_", "")).lower():
+        # Ray reserves one core per task unless the launcher asks for more.
+        return int(OmegaConf.select(launcher, "ray.remote.num_cpus", default=None) or 1)
+    if launcher.get("cpus_per_task"):  # submitit
+        return min(cores, int(launcher.cpus_per_task))
+    n_jobs = launcher.get("n_jobs")    # joblib: -1 is every core, -2 all but one, ...
+    if isinstance(n_jobs, int) and n_jobs != 0:
+        at_once = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+        return max(1, cores // at_once)
+    return cores
+
+
+def use_threads(threads: int) -> None:
+    """Give TensorFlow `threads` threads for each op, and at most two ops at once."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:  # TensorFlow already started in this process (a reused worker)
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            log.warning("TensorFlow already runs with %s threads in this process; %d asked for",
+                        current, threads)
+        return
+    log.info("TensorFlow threads: %d per op", threads)
+
+
 def library_versions() -> dict:
     import hydra
     import numpy
@@ -40,13 +72,6 @@ def library_versions() -> dict:
         "hydra": hydra.__version__,
         "numpy": numpy.__version__,
     }
-
-
-def write_json(path: Path, record: dict) -> None:
-    """Write through a temporary file, so that a reader never sees half a record."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -96,7 +121,8 @@ class RunRecord:
 
     def __init__(self, path: Path, **fields):
         self.path = path
-        self.fields = {"status": "running", **fields}
+        # The process, so that a scheduler's job or a stuck run can be found (and signalled).
+        self.fields = {"status": "running", "host": platform.node(), "pid": os.getpid(), **fields}
         write_json(path, self.fields)
 
     def update(self, **fields) -> dict:
@@ -131,6 +157,8 @@ def _sigterm_as_interrupt():
     """Make SIGTERM (a scheduler's stop, `kill`) end the run like Ctrl-C, so it is recorded."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None  # only the main thread may set signal handlers
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return lambda: None  # someone else's (e.g. submitit's, which requeues preempted jobs)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt("SIGTERM")

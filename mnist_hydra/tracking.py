@@ -6,13 +6,13 @@ Keras callbacks for the per-epoch numbers, records the final metrics, and is clo
 with the run's status even when the run fails.
 """
 
-import fcntl
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import keras
 from omegaconf import DictConfig, OmegaConf
+
+from mnist_hydra.files import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +76,8 @@ class MLflowTracker(Tracker):
             mlflow.set_tag("output_dir", str(output_dir))
         log.info("MLflow run %s in %s", self.run.info.run_id, tracking_uri)
 
-    @contextmanager
     def locked(self):
-        if self.lock_path is None:
-            yield
-            return
-        with open(self.lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return file_lock(self.lock_path)
 
     def log_metrics(self, metrics: dict, step=None) -> None:
         with self.locked():

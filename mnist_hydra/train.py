@@ -30,8 +30,11 @@ def progress_verbosity(verbose):
     return verbose
 
 
-def train(cfg: DictConfig, output_dir: Path) -> dict:
-    """Run one training job and return its metrics (also written to metrics.json)."""
+def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
+    """Run one training job and return its metrics (also written to metrics.json).
+
+    `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores.
+    """
     validate(cfg)  # before TensorFlow loads, so that a bad value fails in about a second
     log.info("Output folder: %s", output_dir)
     import keras
@@ -40,8 +43,11 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
     from mnist_hydra.evaluate import evaluate_on_test
     from mnist_hydra.model import build_model
     from mnist_hydra.plots import plot_learning_curves
-    from mnist_hydra.runtime import EpochRecorder, RunRecord, library_versions, save_model, seed_everything
+    from mnist_hydra.runtime import (EpochRecorder, RunRecord, cpu_share, library_versions, save_model,
+                                     seed_everything, use_threads)
 
+    use_threads(cfg.trainer.threads or cpu_share(launcher))
+    keras.backend.clear_session()  # a launcher may run several jobs in one process
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     class_names = list(cfg.dataset.class_names)
     train_split, test_split = load_dataset(cfg.dataset)
@@ -79,8 +85,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
                                 output_dir, plot_mistakes=False)
         plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
         save_model(model, output_dir / "model.keras")
-        metrics = record.update(status="completed", **test, history=epochs.history,
-                                epoch_seconds=epochs.seconds)
+        last_validation = {name: values[-1] for name, values in epochs.history.items()
+                           if name.startswith("val_")}
+        metrics = record.update(status="completed", **test, **last_validation,
+                                history=epochs.history, epoch_seconds=epochs.seconds)
         tracker.finish(metrics, output_dir / "model.keras")
         shutil.rmtree(output_dir / "backup", ignore_errors=True)
 
@@ -91,10 +99,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Hydra's entry point; returns the test accuracy for sweepers to optimize."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    """Hydra's entry point; returns `objective` (test accuracy by default) for sweepers to optimize."""
+    hydra_cfg = HydraConfig.get()
     try:
-        return train(cfg, output_dir)["test_accuracy"]
+        return train(cfg, Path(hydra_cfg.runtime.output_dir), hydra_cfg.launcher)[cfg.objective]
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # already logged and recorded; no traceback for a Ctrl-C
 

@@ -1,0 +1,199 @@
+"""One table for a whole sweep: summary.csv, summary.md and summary.png in the sweep folder.
+
+A Hydra callback (hydra.callbacks in train.yaml). Each job leaves `job.json` in its folder
+as it ends, failed or not, and rewrites the summary from every job folder, so that the
+summary is current even while the sweep runs. When the sweep process exits, the summary is
+written once more and printed: at exit, because Hydra skips `on_multirun_end` when a job
+has failed, which is when a summary matters most.
+"""
+
+import atexit
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_hydra.errors import first_line
+from mnist_hydra.files import file_lock, write_json
+
+log = logging.getLogger(__name__)
+
+METRICS = ["test_accuracy", "test_loss", "val_accuracy", "val_loss"]
+COLUMNS = ["job", "status", *METRICS, "params", "seconds", "overrides", "error"]
+
+
+class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        atexit.register(finish_summary, sweep_dir, config.objective)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        self.job_started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        write_json(job_dir / "job.json", job_record(job_dir, job_return, time.perf_counter() - self.job_started))
+        sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        with file_lock(sweep_dir / ".summary.lock"):
+            write_summary(sweep_dir, collect_rows(sweep_dir), config.objective)
+
+
+def job_record(job_dir: Path, job_return: JobReturn, seconds: float) -> dict:
+    """How a job ended, with the numbers its run recorded (metrics.json), if it got that far."""
+    record = {"status": "ok", "error": "", "seconds": round(seconds, 1)}
+    if job_return.status != JobStatus.COMPLETED:
+        error = job_return._return_value  # the exception; `return_value` would raise it
+        record.update(status="failed", error=f"{type(error).__name__}: {first_line(error)}")
+    return {**record, **_run_metrics(job_dir)}
+
+
+def _run_metrics(job_dir: Path) -> dict:
+    try:
+        run = json.loads((job_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    last_epoch = {name: values[-1] for name, values in run.get("history", {}).items() if values}
+    numbers = {name: run.get(name, last_epoch.get(name)) for name in METRICS}
+    return {**{k: v for k, v in numbers.items() if v is not None}, "params": run.get("params"),
+            "run_status": run.get("status")}
+
+
+def collect_rows(sweep_dir: Path) -> list[dict]:
+    """A row per job folder (any folder with Hydra's .hydra/overrides.yaml) under the sweep."""
+    rows = []
+    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
+        job_dir = overrides_file.parent.parent
+        try:
+            record = json.loads((job_dir / "job.json").read_text())
+        except (OSError, ValueError):  # not ended: still running, or stopped with the sweep
+            metrics = _run_metrics(job_dir)
+            record = {**metrics, "status": metrics.get("run_status") or "not started"}
+        job = job_dir.relative_to(sweep_dir).as_posix()
+        rows.append({"job": job, "overrides": list(OmegaConf.load(overrides_file)), **record})
+    return rows
+
+
+def swept_keys(rows: list[dict]) -> list[str]:
+    """The override keys whose values differ between jobs (all of them for a single job)."""
+    values: dict[str, set] = {}
+    for row in rows:
+        for key, value in _split(row["overrides"]).items():
+            values.setdefault(key, set()).add(value)
+    varying = [key for key, seen in values.items()
+               if len(seen) > 1 or any(key not in _split(row["overrides"]) for row in rows)]
+    return varying or list(values)
+
+
+def _split(overrides: list[str]) -> dict:
+    return dict(override.split("=", 1) for override in overrides if "=" in override)
+
+
+def ranked(rows: list[dict], metric: str) -> list[dict]:
+    """Best first by `metric` (lowest for a loss); jobs without it after, by job number."""
+    sign = 1 if metric.endswith("loss") else -1
+
+    def key(row):
+        value = row.get(metric)
+        has_value = isinstance(value, (int, float)) and math.isfinite(value)
+        return (not has_value, sign * value if has_value else 0, _job_order(row["job"]))
+
+    return sorted(rows, key=key)
+
+
+def _job_order(job: str):
+    return [int(part) if part.isdigit() else part for part in job.split("/")]
+
+
+def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:
+    """Write summary.csv, summary.md and summary.png; return the table in Markdown."""
+    rows = ranked(rows, metric)
+    keys = swept_keys(rows)
+    with open(sweep_dir / "summary.csv.partial", "w", newline="") as file:
+        writer = csv.DictWriter(file, [COLUMNS[0], *keys, *COLUMNS[1:]], extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])})
+    (sweep_dir / "summary.csv.partial").replace(sweep_dir / "summary.csv")
+
+    table = markdown_table(rows, keys, metric)
+    (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\nRanked by {metric}.\n\n{table}\n")
+    plot_summary(rows, keys, metric, sweep_dir / "summary.png")
+    return table
+
+
+def markdown_table(rows: list[dict], keys: list[str], metric: str) -> str:
+    shown = [m for m in METRICS if any(m in row for row in rows)] or [metric]
+    header = ["job", *keys, "status", *shown, "params", "seconds", "error"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["job"], *(_split(row["overrides"]).get(k, "") for k in keys), row["status"],
+                 *(_number(row.get(m), "{:.4f}") for m in shown), _number(row.get("params"), "{:,}"),
+                 _number(row.get("seconds"), "{:.1f}"), row.get("error", "").replace("|", "/")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _number(value, style: str) -> str:
+    return "" if value is None else style.format(value)
+
+
+def plot_summary(rows: list[dict], keys: list[str], metric: str, path: Path) -> None:
+    """The metric against each swept parameter, one panel each; failed jobs left out."""
+    done = [row for row in rows if isinstance(row.get(metric), (int, float))]
+    if not done or not keys:
+        path.unlink(missing_ok=True)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        points = [(_split(row["overrides"]).get(key, "(default)"), row[metric]) for row in done]
+        if all(_is_number(x) for x, _ in points):
+            points = sorted((float(x), y) for x, y in points)
+            axis.plot(*zip(*points), "o-" if len(set(x for x, _ in points)) == len(points) else "o")
+        else:
+            labels = sorted({x for x, _ in points})
+            axis.plot([labels.index(x) for x, _ in points], [y for _, y in points], "o")
+            axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        axis.set_xlabel(key)
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    partial = path.with_name(path.stem + ".partial.png")
+    figure.savefig(partial, dpi=100)
+    plt.close(figure)
+    partial.replace(path)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def finish_summary(sweep_dir: Path, metric: str) -> None:
+    """At the sweep's exit: the summary once more, from every job folder, and on screen."""
+    if not sweep_dir.is_dir():
+        return
+    with file_lock(sweep_dir / ".summary.lock"):
+        rows = collect_rows(sweep_dir)
+        if not rows:
+            return
+        table = write_summary(sweep_dir, rows, metric)
+    failed = sum(row["status"] != "ok" for row in rows)
+    print(f"\nSweep summary ({len(rows)} jobs, {failed} not ok), ranked by {metric}:\n{table}\n"
+          f"Written to {sweep_dir}/summary.csv, summary.md and summary.png", flush=True)

@@ -1,0 +1,230 @@
+"""Sweeps: the summary (failed jobs included), Optuna, experiment presets, and each launcher."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMOKE, compose_train, run_cli
+from mnist_hydra.sweep_summary import collect_rows, ranked, swept_keys, write_summary
+
+TINY = [*SMOKE, "logger=none"]
+
+
+def read_summary(sweep: Path) -> list[dict]:
+    with open(sweep / "summary.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def run_record(job: Path) -> dict:
+    return json.loads((job / "metrics.json").read_text())
+
+
+# --- the summary, on made-up rows -------------------------------------------------------
+
+def row(job, status="ok", **metrics):
+    return {"job": job, "status": status, "overrides": [f"model.dropout=0.{job}", "trainer.epochs=1"],
+            **metrics}
+
+
+def test_ranked_puts_the_best_first_and_jobs_without_the_metric_last():
+    rows = [row("1", test_accuracy=0.5, test_loss=0.9), row("2", "failed", error="ValueError: x"),
+            row("3", test_accuracy=0.7, test_loss=0.4), row("10", test_accuracy=float("nan"))]
+    assert [r["job"] for r in ranked(rows, "test_accuracy")] == ["3", "1", "2", "10"]
+    assert [r["job"] for r in ranked(rows, "test_loss")] == ["3", "1", "2", "10"]  # lowest loss first
+
+
+def test_swept_keys_are_the_overrides_that_differ():
+    rows = [row("1"), row("2")]
+    assert swept_keys(rows) == ["model.dropout"]
+    assert swept_keys(rows[:1]) == ["model.dropout", "trainer.epochs"]  # one job: all of them
+
+
+def test_summary_files_name_the_failure(tmp_path):
+    rows = [row("1", test_accuracy=0.5, params=10, seconds=2.0),
+            row("2", "failed", error="ConfigError: model.dropout=1.5 is not allowed")]
+    table = write_summary(tmp_path, rows, "test_accuracy")
+    written = read_summary(tmp_path)
+    assert [(r["job"], r["model.dropout"], r["status"]) for r in written] == [("1", "0.1", "ok"),
+                                                                             ("2", "0.2", "failed")]
+    assert written[1]["error"] == "ConfigError: model.dropout=1.5 is not allowed"
+    assert table in (tmp_path / "summary.md").read_text()
+    assert "| 2 | 0.2 | failed |" in table
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_jobs_that_never_ended_are_listed_by_their_run_status(tmp_path):
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- model.dropout=0.3\n")
+    (job / "metrics.json").write_text('{"status": "interrupted", "params": 5}')
+    assert collect_rows(tmp_path) == [{"job": "0", "overrides": ["model.dropout=0.3"], "status": "interrupted",
+                     "params": 5, "run_status": "interrupted"}]
+
+
+# --- experiment presets -----------------------------------------------------------------
+
+PRESETS = {  # name: (parameters, the keys that make the recipe)
+    "seed": (1_045_576, {"trainer.batch_size": 500, "trainer.epochs": 12, "optimizer.learning_rate": 1.0,
+                         "model.pool_size": 3, "model.dense_activation": "sigmoid"}),
+    "keras_example": (1_199_882, {"trainer.batch_size": 128, "trainer.epochs": 12, "model.pool_size": 2,
+                                  "model.dropout": 0.25, "model.dense_units": 128,
+                                  "model.dense_dropout": 0.5, "optimizer.learning_rate": 1.0}),
+    "keras_io_convnet": (34_826, {"trainer.batch_size": 128, "trainer.epochs": 15,
+                                  "trainer.validation_split": 0.1, "model.pool_every": 1,
+                                  "model.dense_units": None, "optimizer._target_": "keras.optimizers.Adam"}),
+}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_experiment_presets_compose_to_their_recipe(name):
+    cfg = compose_train([f"experiment={name}"])
+    from omegaconf import OmegaConf
+
+    for key, value in PRESETS[name][1].items():
+        assert OmegaConf.select(cfg, key) == value, key
+    assert compose_train([f"experiment={name}", "trainer.epochs=1"]).trainer.epochs == 1  # overridable
+
+
+def test_every_preset_trains_for_an_epoch(tmp_path):
+    result = run_cli("mnist_hydra.train", "-m", f"experiment={','.join(PRESETS)}", *TINY,
+                     "trainer.validation_split=0.1", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {r["experiment"]: r for r in read_summary(tmp_path)}
+    assert {name: int(rows[name]["params"]) for name in PRESETS} == {n: p for n, (p, _) in PRESETS.items()}
+    assert all(r["status"] == "ok" and float(r["test_accuracy"]) > 0 for r in rows.values())
+    assert "Sweep summary (3 jobs, 0 not ok)" in result.stdout  # printed at the end
+
+
+# --- Optuna ----------------------------------------------------------------------------
+
+def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = ["-m", "hparams_search=optuna", *TINY, f"hydra.sweeper.storage={storage}",
+              "model.dropout=choice(0.3,1.5)"]  # 1.5 is refused by the task: those trials fail
+    first = run_cli("mnist_hydra.train", *search, "hydra.sweeper.n_trials=3",
+                    f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+
+    rows = read_summary(tmp_path / "first")
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok", "failed"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["val_accuracy"] for r in ok), "the search needs validation numbers"
+    assert [float(r["val_accuracy"]) for r in ok] == sorted((float(r["val_accuracy"]) for r in ok), reverse=True)
+    assert "Ranked by val_accuracy" in (tmp_path / "first" / "summary.md").read_text()
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert all(r["model.dropout"] == "1.5" and "model.dropout=1.5" in r["error"] for r in failed)
+
+    again = run_cli("mnist_hydra.train", *search, "hydra.sweeper.n_trials=1",
+                    f"hydra.sweep.dir={tmp_path / 'again'}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
+    states = [trial.state.name for trial in study.trials]
+    assert len(states) == 4 and "FAIL" in states and "COMPLETE" in states
+    # What each trial returned to Optuna is the job's validation accuracy, never its test accuracy.
+    first_ok = min(ok, key=lambda r: int(r["job"]))
+    assert study.trials[int(first_ok["job"])].value == pytest.approx(float(first_ok["val_accuracy"]))
+
+
+# --- launchers -------------------------------------------------------------------------
+
+def test_joblib_runs_jobs_in_parallel_each_on_its_share_of_the_cores(tmp_path):
+    result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     *TINY, "seed=7,8,7", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [run_record(tmp_path / job) for job in "012"]
+    assert len({record["pid"] for record in records}) == 2  # two workers; one ran two jobs
+    for job in "012":
+        assert "TensorFlow threads: 1 per op" in (tmp_path / job / "train.log").read_text()
+    # The job that ran in a used worker starts clean: the same seed gives the same numbers.
+    assert records[2]["history"] == records[0]["history"]
+    assert records[2]["test_accuracy"] == records[0]["test_accuracy"]
+    assert {r["status"] for r in read_summary(tmp_path)} == {"ok"}
+
+
+def test_submitit_local_runs_jobs_and_a_failing_one_fails_alone(tmp_path):
+    result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=submitit_local", *TINY,
+                     "model.dropout=0.3,1.5", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0  # a job failed: the sweep says so
+    assert "model.dropout=1.5 is not allowed" in result.stderr
+    rows = {r["job"]: r for r in read_summary(tmp_path)}
+    assert rows["0"]["status"] == "ok" and run_record(tmp_path / "0")["status"] == "completed"
+    assert rows["1"]["status"] == "failed" and "model.dropout=1.5" in rows["1"]["error"]
+    assert "Sweep summary (2 jobs, 1 not ok)" in result.stdout  # printed though Hydra stopped early
+
+
+def backed_up_epochs(job: Path) -> int:
+    """Epochs in the job's backup (Keras writes its metadata in place: it may be half-written)."""
+    try:
+        return json.loads((job / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_path):
+    job = tmp_path / "0"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "mnist_hydra.train", "-m", "hydra/launcher=submitit_local",
+         "dataset.train_limit=2000", "dataset.test_limit=100", "trainer.epochs=3",
+         "trainer.batch_size=100", "logger=none", f"hydra.sweep.dir={tmp_path}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first_pid = run_record(job)["pid"]
+    before = json.loads((job / "epochs.json").read_text())
+    os.kill(first_pid, signal.SIGUSR2)  # what SLURM sends before preempting (submitit's signal)
+    output, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, output
+
+    record = run_record(job)
+    assert record["status"] == "completed" and record["pid"] != first_pid  # finished by a new process
+    assert len(record["history"]["loss"]) == 3
+    epochs = json.loads((job / "epochs.json").read_text())
+    assert len(epochs) == 3
+    logs = "".join(path.read_text() for path in tmp_path.glob(".submitit/*/*_log.*"))
+    assert "Requeued job" in logs, "the job was not preempted part-way"
+    assert 1 <= len(before) < 3, "the job was not stopped part-way"
+    assert epochs[0]["seconds"] == before[0]["seconds"]  # epoch 1 was not run again
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ray_runs_jobs_on_a_local_ray_cluster(tmp_path):
+    ray = Path(sys.executable).with_name("ray")
+    port = free_port()
+    ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
+    started = subprocess.run(
+        [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats", f"--temp-dir={ray_files}"],
+        capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray_cluster",
+                         f"hydra.launcher.ray.init.address=127.0.0.1:{port}", *TINY,
+                         "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(ray_files, ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    assert "Connected to Ray cluster" in result.stderr + result.stdout
+    rows = read_summary(tmp_path / "sweep")
+    assert sorted(r["model.dropout"] for r in rows) == ["0.3", "0.5"]
+    assert {r["status"] for r in rows} == {"ok"}
+    for job in "01":
+        assert "TensorFlow threads: 1 per op" in (tmp_path / "sweep" / job / "train.log").read_text()
