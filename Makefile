@@ -18,8 +18,10 @@ setup: $(READY)
 train: $(READY)
 	$(BIN)/python -m mnist_hydra.train $(ARGS)
 
+# Tests run on every core (pytest-xdist): most of their time is TensorFlow starting up in
+# subprocesses, one core each.
 test: $(READY)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 bench: $(READY)
 	$(BIN)/python benchmarks/epoch_overhead.py $(ARGS)

@@ -210,7 +210,7 @@ def test_ray_runs_jobs_on_a_local_ray_cluster(tmp_path):
     port = free_port()
     ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
     started = subprocess.run(
-        [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+        [ray, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
          "--disable-usage-stats", f"--temp-dir={ray_files}"],
         capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stderr

@@ -28,15 +28,18 @@ def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
         config = yaml.safe_load((tmp_path / "sweep" / job / ".hydra" / "config.yaml").read_text())
         dropouts.append(config["model"]["dropout"])
     assert dropouts == [0.3, 0.5]
+    with open(tmp_path / "sweep" / "summary.csv") as summary:  # every sweep gets one
+        assert [row.split(",")[:3] for row in summary.read().splitlines()[1:]] in (
+            [["0", "0.3", "ok"], ["1", "0.5", "ok"]], [["1", "0.5", "ok"], ["0", "0.3", "ok"]])
 
     import mlflow
 
-    mlflow.set_tracking_uri(store)
-    runs = mlflow.search_runs(experiment_names=["mnist-hydra"])
-    assert len(runs) == 2 and set(runs["status"]) == {"FINISHED"}
-    assert sorted(runs["params.model.dropout"]) == ["0.3", "0.5"]
-    assert runs["metrics.test_accuracy"].notna().all() and runs["metrics.loss"].notna().all()
-    artifacts = mlflow.MlflowClient().list_artifacts(runs["run_id"][0])
+    client = mlflow.MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("mnist-hydra").experiment_id])
+    assert len(runs) == 2 and {run.info.status for run in runs} == {"FINISHED"}
+    assert sorted(run.data.params["model.dropout"] for run in runs) == ["0.3", "0.5"]
+    assert all({"test_accuracy", "loss"} <= set(run.data.metrics) for run in runs)
+    artifacts = client.list_artifacts(runs[0].info.run_id)
     assert "model.keras" in {artifact.path for artifact in artifacts}
 
 # logger=csv is checked by tests/test_resume.py, which trains with it.
