@@ -22,6 +22,7 @@ ACTIVATIONS = (
 )
 DATASETS = ("mnist", "fashion_mnist")
 PADDINGS = ("valid", "same")
+PRECISIONS = ("fp32", "bf16")
 # What a run returns to a sweeper and a sweep summary ranks by; val_* are the last epoch's.
 OBJECTIVES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
 
@@ -56,6 +57,12 @@ class ModelConfig:
 
 
 @dataclass
+class AugmentConfig:
+    shift: float = MISSING     # fraction of the image's height/width
+    rotation: float = MISSING  # degrees
+
+
+@dataclass
 class TrainerConfig:
     epochs: int = MISSING
     batch_size: int = MISSING
@@ -63,6 +70,24 @@ class TrainerConfig:
     deterministic: bool = MISSING
     verbose: Any = MISSING  # Keras' fit(verbose=...): "auto", 0, 1 or 2
     threads: Optional[int] = MISSING  # null: this job's share of the CPU cores
+    precision: str = MISSING
+    jit_compile: bool = MISSING
+    steps_per_execution: int = MISSING
+    label_smoothing: float = MISSING
+    augment: AugmentConfig = MISSING
+
+
+@dataclass
+class ConstantScheduleConfig:
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+
+
+@dataclass
+class CosineScheduleConfig(ConstantScheduleConfig):
+    warmup_epochs: float = MISSING
+    start_ratio: float = MISSING
+    final_ratio: float = MISSING
 
 
 @dataclass
@@ -129,6 +154,7 @@ class TrainConfig:
     model: ModelConfig = MISSING
     optimizer: Any = MISSING  # each optimizer file brings its own schema
     trainer: TrainerConfig = MISSING
+    schedule: Any = MISSING   # and each learning-rate schedule file
     logger: Any = MISSING     # so does each logger file
     seed: int = MISSING
     resume: bool = MISSING
@@ -157,6 +183,7 @@ def register_schemas() -> None:
                       "rmsprop": RMSpropConfig},
         "logger": {"tensorboard": TensorBoardLoggerConfig, "csv": CSVLoggerConfig,
                    "mlflow": MLflowLoggerConfig, "none": NoLoggerConfig},
+        "schedule": {"constant": ConstantScheduleConfig, "cosine": CosineScheduleConfig},
     }
     for group, schemas in group_schemas.items():
         for name, schema in schemas.items():
@@ -247,6 +274,21 @@ def validate(cfg: DictConfig) -> None:
              "one of auto, 0, 1, 2")
     _require(cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",
              cfg.trainer.threads, "a positive int, or null for this job's share of the cores")
+    _require(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision,
+             f"one of {', '.join(PRECISIONS)}")
+    _require(cfg.trainer.steps_per_execution >= 1, "trainer.steps_per_execution",
+             cfg.trainer.steps_per_execution, "a positive int")
+    _require(0.0 <= cfg.trainer.label_smoothing < 1.0, "trainer.label_smoothing",
+             cfg.trainer.label_smoothing, "a value in [0, 1)")
+    _require(0.0 <= cfg.trainer.augment.shift < 0.5, "trainer.augment.shift", cfg.trainer.augment.shift,
+             "a fraction of the image in [0, 0.5); 0 for none")
+    _require(0.0 <= cfg.trainer.augment.rotation <= 180.0, "trainer.augment.rotation",
+             cfg.trainer.augment.rotation, "degrees in [0, 180]; 0 for none")
+    for key, low, high in (("warmup_epochs", 0.0, cfg.trainer.epochs), ("start_ratio", 0.0, 1.0),
+                           ("final_ratio", 0.0, 1.0)):
+        if key in cfg.schedule:
+            _require(low <= cfg.schedule[key] <= high, f"schedule.{key}", cfg.schedule[key],
+                     f"a value in [{low}, {high}]")
     _require(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
     _require(not cfg.objective.startswith("val_") or cfg.trainer.validation_split > 0, "objective",
              cfg.objective, "test_accuracy or test_loss unless trainer.validation_split > 0")

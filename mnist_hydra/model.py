@@ -46,5 +46,6 @@ def build_model(cfg: DictConfig, input_shape: tuple, num_classes: int) -> keras.
         if cfg.dense_dropout:
             x = layers.Dropout(cfg.dense_dropout, name=f"dense{index}_dropout")(x)
 
-    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    # float32 whatever the precision: a softmax in bfloat16 loses the small probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", name="classifier", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="cnn")

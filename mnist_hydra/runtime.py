@@ -61,6 +61,22 @@ def use_threads(threads: int) -> None:
     log.info("TensorFlow threads: %d per op", threads)
 
 
+def use_precision(precision: str) -> None:
+    """fp32, or bf16 as Keras' mixed_bfloat16; set for every job, since a process may run several."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    if precision == "bf16" and not native_bf16():
+        log.warning("trainer.precision=bf16, but this CPU has no native bfloat16 (no avx512_bf16 or "
+                    "amx_bf16 in /proc/cpuinfo): expect training to be slower than in fp32")
+
+
+def native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def library_versions() -> dict:
     import hydra
     import numpy

@@ -30,6 +30,16 @@ def progress_verbosity(verbose):
     return verbose
 
 
+def whole_executions(steps_per_epoch: int, wanted: int) -> int:
+    """The largest steps_per_execution up to `wanted` that divides an epoch: otherwise Keras
+    runs the last execution of an epoch into the next epoch's batches."""
+    fitting = max(n for n in range(1, min(wanted, steps_per_epoch) + 1) if steps_per_epoch % n == 0)
+    if fitting != wanted:
+        log.info("trainer.steps_per_execution=%d does not divide the %d steps of an epoch; using %d",
+                 wanted, steps_per_epoch, fitting)
+    return fitting
+
+
 def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     """Run one training job and return its metrics (also written to metrics.json).
 
@@ -42,28 +52,43 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     from mnist_hydra.data import load_dataset, to_model_inputs
     from mnist_hydra.evaluate import evaluate_on_test
     from mnist_hydra.model import build_model
+    from mnist_hydra.pipeline import evaluation_batches, training_batches
     from mnist_hydra.plots import plot_learning_curves
     from mnist_hydra.runtime import (EpochRecorder, RunRecord, cpu_share, library_versions, save_model,
-                                     seed_everything, use_threads)
+                                     seed_everything, use_precision, use_threads)
 
     use_threads(cfg.trainer.threads or cpu_share(launcher))
     keras.backend.clear_session()  # a launcher may run several jobs in one process
+    use_precision(cfg.trainer.precision)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     class_names = list(cfg.dataset.class_names)
     train_split, test_split = load_dataset(cfg.dataset)
     x_train, y_train = to_model_inputs(train_split, len(class_names))
-    log.info("Data: %s, %d training and %d test images", cfg.dataset.name, len(x_train), len(test_split.labels))
+    # Like Keras' validation_split: the last images of the training set, before shuffling.
+    kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
+    validation = (evaluation_batches(x_train[kept:], y_train[kept:], cfg.trainer.batch_size)
+                  if kept < len(x_train) else None)
+    batches, steps_per_epoch = training_batches(x_train[:kept], y_train[:kept], cfg.trainer.batch_size,
+                                                cfg.seed, cfg.trainer.augment)
+    log.info("Data: %s, %d training (%d held out for validation) and %d test images",
+             cfg.dataset.name, kept, len(x_train) - kept, len(test_split.labels))
+
+    steps_per_execution = whole_executions(steps_per_epoch, cfg.trainer.steps_per_execution)
 
     model = build_model(cfg.model, x_train.shape[1:], len(class_names))
+    learning_rate = hydra.utils.instantiate(cfg.schedule)(
+        cfg.optimizer.learning_rate, steps_per_epoch, cfg.trainer.epochs)
     model.compile(
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        loss="categorical_crossentropy",
+        optimizer=hydra.utils.instantiate(cfg.optimizer, _partial_=True)(learning_rate=learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.trainer.label_smoothing),
         metrics=["accuracy"],
+        jit_compile=cfg.trainer.jit_compile,  # Keras' "auto" would pick XLA: slower on a CPU
+        steps_per_execution=steps_per_execution,
     )
     model.summary(print_fn=log.info)
 
     record = RunRecord(output_dir / "metrics.json", params=model.count_params(), seed=cfg.seed,
-                       train_images=len(x_train), test_images=len(test_split.labels),
+                       train_images=kept, test_images=len(test_split.labels),
                        versions=library_versions())
     start_tracker = hydra.utils.instantiate(cfg.logger)  # a partial: the run folder and config follow
     epochs = EpochRecorder(output_dir / "epochs.json")
@@ -73,10 +98,10 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
                                               delete_checkpoint=False)
     with record.watching(lambda: start_tracker(output_dir=output_dir, config=cfg)) as tracker:
         model.fit(
-            x_train, y_train,
-            batch_size=cfg.trainer.batch_size,
+            batches,
+            steps_per_epoch=steps_per_epoch,
             epochs=cfg.trainer.epochs,
-            validation_split=cfg.trainer.validation_split,
+            validation_data=validation,
             verbose=progress_verbosity(cfg.trainer.verbose),
             # The backup last: once it holds an epoch, every record of that epoch is written.
             callbacks=[epochs, *tracker.callbacks(), backup],

@@ -1,0 +1,152 @@
+"""Speed and accuracy levers: precision, the tf.data pipeline, augmentation, schedules, XLA."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import SMOKE, compose_train, run_cli
+from mnist_hydra.config import ConfigError, validate
+
+
+@pytest.fixture
+def keras_policy():
+    """Leave Keras' global dtype policy as it was found."""
+    import keras
+
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_bf16_gives_a_bfloat16_compute_policy_with_a_float32_softmax(keras_policy):
+    from mnist_hydra.model import build_model
+    from mnist_hydra.runtime import use_precision
+
+    use_precision("bf16")
+    model = build_model(compose_train().model, (28, 28, 1), 10)
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("conv1").variable_dtype == "float32"  # weights stay float32
+    assert model.get_layer("classifier").compute_dtype == "float32"
+    use_precision("fp32")
+    assert build_model(compose_train().model, (28, 28, 1), 10).get_layer("conv1").compute_dtype == "float32"
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, caplog, keras_policy):
+    from mnist_hydra import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="mnist_hydra.runtime"):
+        runtime.use_precision("bf16")
+    assert ("no native bfloat16" in caplog.text) is not native
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.precision=fp16", "trainer.precision=fp16 is not allowed: one of fp32, bf16"),
+    ("trainer.steps_per_execution=0", "trainer.steps_per_execution=0 is not allowed"),
+    ("trainer.label_smoothing=1.0", "trainer.label_smoothing=1.0 is not allowed"),
+    ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
+    ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
+    ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20.0 is not allowed: a value in [0.0, 12]"),
+])
+def test_levers_reject_values_out_of_range(override, message):
+    overrides = ["schedule=cosine", override] if override.startswith("schedule.") else [override]
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(compose_train(overrides))
+
+
+def test_cosine_schedule_warms_up_then_decays_as_configured():
+    import hydra
+
+    cfg = compose_train(["schedule=cosine", "schedule.warmup_epochs=1", "schedule.start_ratio=0.1",
+                         "schedule.final_ratio=0.01"])
+    schedule = hydra.utils.instantiate(cfg.schedule)(0.005, 10, 3)  # peak 5e-3, 10 steps/epoch, 3 epochs
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == pytest.approx(0.0005)
+    assert rate(5) == pytest.approx(0.00275)                # half-way up
+    assert rate(10) == pytest.approx(0.005)                 # the peak after one epoch
+    assert rate(20) == pytest.approx(0.005 * (0.01 + 0.99 * 0.5))  # half-way down the cosine
+    assert rate(30) == pytest.approx(0.00005)               # final_ratio x peak
+    constant = hydra.utils.instantiate(compose_train().schedule)(1.0, 10, 3)
+    assert constant == 1.0
+
+
+def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
+    from omegaconf import OmegaConf
+
+    from mnist_hydra.pipeline import training_batches
+
+    x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), "float32")
+    y = np.eye(10, dtype="float32")
+    no_augment = OmegaConf.create({"shift": 0.0, "rotation": 0.0})
+    batches, steps = training_batches(x, y, 4, seed=1, augment=no_augment)
+    assert steps == 3
+    stream = iter(batches)
+    epochs = [[int(label) for _ in range(steps) for label in np.argmax(next(stream)[1], axis=1)]
+              for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(10))
+    assert epochs[0] != epochs[1]
+    again, _ = training_batches(x, y, 4, seed=1, augment=no_augment)
+    assert [int(v) for v in np.argmax(next(iter(again))[1], axis=1)] == epochs[0][:4]  # seeded
+
+
+def test_transform_moves_and_turns_pixels_as_asked():
+    import tensorflow as tf
+
+    from mnist_hydra.pipeline import transformed
+
+    image = np.zeros((1, 7, 7, 1), "float32")
+    image[0, 3, 5, 0] = 1.0  # row 3 (the middle), column 5: right of the centre
+    moved = transformed(image, tf.constant([0.0]), tf.constant([-2.0]), tf.constant([1.0])).numpy()
+    assert moved[0, 4, 3, 0] == pytest.approx(1.0) and moved.sum() == pytest.approx(1.0)
+    turned = transformed(image, tf.constant([np.pi / 2]), tf.constant([0.0]), tf.constant([0.0])).numpy()
+    assert turned[0, 5, 3, 0] == pytest.approx(1.0, abs=1e-5)  # a quarter turn: right goes down
+
+
+def test_augmentation_changes_images_the_same_way_for_the_same_seed():
+    import tensorflow as tf
+
+    from mnist_hydra.pipeline import augmented
+
+    images = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
+    seed = tf.constant([3, 4], tf.int64)
+    first = augmented(images, seed, 0.1, 10.0).numpy()
+    assert first.shape == images.shape and first.min() >= 0.0 and first.max() <= 1.0
+    assert not np.allclose(first, images)
+    assert np.array_equal(first, augmented(images, seed, 0.1, 10.0).numpy())
+    assert np.allclose(augmented(images, seed, 0.0, 0.0).numpy(), images, atol=1e-6)  # off: unchanged
+
+
+def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli(
+        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true",
+        "trainer.steps_per_execution=2", "trainer.label_smoothing=0.1", "trainer.augment.shift=0.1",
+        "trainer.augment.rotation=10", "trainer.validation_split=0.2", "schedule=cosine",
+        "schedule.final_ratio=0.1", "optimizer=adam", "trainer.threads=1", f"hydra.run.dir={run}",
+        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    import keras
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train_images"] == 240 and "val_accuracy" in metrics
+    model = keras.models.load_model(run / "model.keras")
+    assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    optimizer = model.optimizer
+    assert int(optimizer.iterations) == 3  # 240 images in batches of 100
+    assert float(optimizer.learning_rate) == pytest.approx(0.001 * 0.1)  # decayed to final_ratio
+    log = (run / "train.log").read_text()
+    assert "TensorFlow threads: 1 per op" in log
+    assert "steps_per_execution=2 does not divide the 3 steps of an epoch; using 1" in log
+
+
+def test_steps_per_execution_is_the_largest_that_divides_an_epoch():
+    from mnist_hydra.train import whole_executions
+
+    assert whole_executions(120, 8) == 8
+    assert whole_executions(235, 8) == 5
+    assert whole_executions(3, 2) == 1
+    assert whole_executions(4, 16) == 4
