@@ -276,6 +276,9 @@ def validate(cfg: DictConfig) -> None:
              cfg.trainer.threads, "a positive int, or null for this job's share of the cores")
     _require(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision,
              f"one of {', '.join(PRECISIONS)}")
+    _require(not (cfg.trainer.jit_compile and cfg.trainer.deterministic), "trainer.jit_compile",
+             cfg.trainer.jit_compile, "true only with trainer.deterministic=false "
+             "(under op determinism Keras turns XLA off)")
     _require(cfg.trainer.steps_per_execution >= 1, "trainer.steps_per_execution",
              cfg.trainer.steps_per_execution, "a positive int")
     _require(0.0 <= cfg.trainer.label_smoothing < 1.0, "trainer.label_smoothing",

@@ -40,6 +40,25 @@ def whole_executions(steps_per_epoch: int, wanted: int) -> int:
     return fitting
 
 
+def compiled_model(cfg: DictConfig, input_shape: tuple, num_classes: int, steps_per_epoch: int):
+    """The model the configs describe, compiled with their optimizer, schedule and trainer levers."""
+    import keras
+
+    from mnist_hydra.model import build_model
+
+    model = build_model(cfg.model, input_shape, num_classes)
+    learning_rate = hydra.utils.instantiate(cfg.schedule)(
+        cfg.optimizer.learning_rate, steps_per_epoch, cfg.trainer.epochs)
+    model.compile(
+        optimizer=hydra.utils.instantiate(cfg.optimizer, _partial_=True)(learning_rate=learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.trainer.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=whole_executions(steps_per_epoch, cfg.trainer.steps_per_execution),
+    )
+    return model
+
+
 def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     """Run one training job and return its metrics (also written to metrics.json).
 
@@ -51,7 +70,6 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
 
     from mnist_hydra.data import load_dataset, to_model_inputs
     from mnist_hydra.evaluate import evaluate_on_test
-    from mnist_hydra.model import build_model
     from mnist_hydra.pipeline import evaluation_batches, training_batches
     from mnist_hydra.plots import plot_learning_curves
     from mnist_hydra.runtime import (EpochRecorder, RunRecord, cpu_share, library_versions, save_model,
@@ -73,18 +91,7 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     log.info("Data: %s, %d training (%d held out for validation) and %d test images",
              cfg.dataset.name, kept, len(x_train) - kept, len(test_split.labels))
 
-    steps_per_execution = whole_executions(steps_per_epoch, cfg.trainer.steps_per_execution)
-
-    model = build_model(cfg.model, x_train.shape[1:], len(class_names))
-    learning_rate = hydra.utils.instantiate(cfg.schedule)(
-        cfg.optimizer.learning_rate, steps_per_epoch, cfg.trainer.epochs)
-    model.compile(
-        optimizer=hydra.utils.instantiate(cfg.optimizer, _partial_=True)(learning_rate=learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.trainer.label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=cfg.trainer.jit_compile,  # Keras' "auto" would pick XLA: slower on a CPU
-        steps_per_execution=steps_per_execution,
-    )
+    model = compiled_model(cfg, x_train.shape[1:], len(class_names), steps_per_epoch)
     model.summary(print_fn=log.info)
 
     record = RunRecord(output_dir / "metrics.json", params=model.count_params(), seed=cfg.seed,
@@ -102,6 +109,7 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
             steps_per_epoch=steps_per_epoch,
             epochs=cfg.trainer.epochs,
             validation_data=validation,
+            shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
             verbose=progress_verbosity(cfg.trainer.verbose),
             # The backup last: once it holds an epoch, every record of that epoch is written.
             callbacks=[epochs, *tracker.callbacks(), backup],

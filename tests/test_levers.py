@@ -47,6 +47,8 @@ def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, cap
     ("trainer.label_smoothing=1.0", "trainer.label_smoothing=1.0 is not allowed"),
     ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
     ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
+    ("trainer.jit_compile=true", "trainer.jit_compile=True is not allowed: true only with "
+                                 "trainer.deterministic=false"),
     ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20.0 is not allowed: a value in [0.0, 12]"),
 ])
 def test_levers_reject_values_out_of_range(override, message):
@@ -120,7 +122,7 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
     run = tmp_path / "run"
     result = run_cli(
-        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true",
+        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true", "trainer.deterministic=false",
         "trainer.steps_per_execution=2", "trainer.label_smoothing=0.1", "trainer.augment.shift=0.1",
         "trainer.augment.rotation=10", "trainer.validation_split=0.2", "schedule=cosine",
         "schedule.final_ratio=0.1", "optimizer=adam", "trainer.threads=1", f"hydra.run.dir={run}",
