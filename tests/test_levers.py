@@ -122,10 +122,12 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
     run = tmp_path / "run"
     result = run_cli(
-        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true", "trainer.deterministic=false",
+        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true",
+        "trainer.deterministic=false",
         "trainer.steps_per_execution=2", "trainer.label_smoothing=0.1", "trainer.augment.shift=0.1",
         "trainer.augment.rotation=10", "trainer.validation_split=0.2", "schedule=cosine",
         "schedule.final_ratio=0.1", "optimizer=adam", "trainer.threads=1", f"hydra.run.dir={run}",
+        "model.filters=[8,16]", "model.dense_units=32",  # small: bf16 is emulated here, XLA compiles
         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     import json
