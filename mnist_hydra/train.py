@@ -72,8 +72,8 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     from mnist_hydra.evaluate import evaluate_on_test
     from mnist_hydra.pipeline import evaluation_batches, training_batches
     from mnist_hydra.plots import plot_learning_curves
-    from mnist_hydra.runtime import (EpochRecorder, RunRecord, cpu_share, library_versions, save_model,
-                                     seed_everything, use_precision, use_threads)
+    from mnist_hydra.cpu import cpu_share, use_precision, use_threads
+    from mnist_hydra.runtime import EpochRecorder, RunRecord, library_versions, save_model, seed_everything
 
     use_threads(cfg.trainer.threads or cpu_share(launcher))
     keras.backend.clear_session()  # a launcher may run several jobs in one process

@@ -20,7 +20,7 @@ def keras_policy():
 
 def test_bf16_gives_a_bfloat16_compute_policy_with_a_float32_softmax(keras_policy):
     from mnist_hydra.model import build_model
-    from mnist_hydra.runtime import use_precision
+    from mnist_hydra.cpu import use_precision
 
     use_precision("bf16")
     model = build_model(compose_train().model, (28, 28, 1), 10)
@@ -33,11 +33,11 @@ def test_bf16_gives_a_bfloat16_compute_policy_with_a_float32_softmax(keras_polic
 
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, caplog, keras_policy):
-    from mnist_hydra import runtime
+    from mnist_hydra import cpu
 
-    monkeypatch.setattr(runtime, "native_bf16", lambda: native)
-    with caplog.at_level(logging.WARNING, logger="mnist_hydra.runtime"):
-        runtime.use_precision("bf16")
+    monkeypatch.setattr(cpu, "native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="mnist_hydra.cpu"):
+        cpu.use_precision("bf16")
     assert ("no native bfloat16" in caplog.text) is not native
 
 

@@ -1,7 +1,5 @@
 """The model factory: the documented graph, and what each model key changes."""
 
-import pytest
-
 from conftest import compose_train
 from mnist_hydra.model import build_model
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import SMOKE, compose_train, run_cli
+from conftest import SMOKE, compose_train
 
 METRIC_KEYS = {"test_loss", "test_accuracy", "params", "history", "epoch_seconds", "seed", "versions"}
 
