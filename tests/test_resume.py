@@ -68,3 +68,24 @@ def test_resume_without_an_unfinished_run_says_so(tmp_path):
     result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode != 0
     assert "resume=true: no unfinished run" in result.stderr
+
+
+def test_a_run_leaves_sigterm_to_a_handler_that_was_there_first(tmp_path):
+    """Under submitit, SIGTERM is submitit's (it requeues preempted jobs): a run must not take it."""
+    from mnist_hydra.runtime import RunRecord
+    from mnist_hydra.tracking import Tracker
+
+    def submitits(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, submitits)
+    try:
+        record = RunRecord(tmp_path / "metrics.json")
+        with record.watching(lambda: Tracker(tmp_path, None)):
+            assert signal.getsignal(signal.SIGTERM) is submitits
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with record.watching(lambda: Tracker(tmp_path, None)):  # nobody's: the run takes it
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # and gives it back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
