@@ -22,10 +22,11 @@ HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run_plain(epochs: int) -> dict:
+def run_plain(epochs: int, seed: int = 42) -> dict:
     result = subprocess.run(
         # Op determinism on, as in the framework's default recipe: like for like.
-        [sys.executable, str(HERE / "plain_keras.py"), "--epochs", str(epochs), "--deterministic"],
+        [sys.executable, str(HERE / "plain_keras.py"), "--epochs", str(epochs), "--seed", str(seed),
+         "--deterministic"],
         capture_output=True, text=True, check=True, env=ENV,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from epoch_overhead import run_plain as plain_keras_run  # benchmarks/ is on the path of its scripts
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 RECIPE_EPOCHS = 12
 # conv1 26*26*32*3*3*1*2 + conv2 24*24*64*3*3*32*2 + dense 4096*250*2 + 250*10*2, as training_flops counts
@@ -46,10 +47,7 @@ def run_preset(preset: str, seed: int, overrides: list[str], folder: Path) -> di
 
 def run_plain(epochs: int, seed: int) -> dict:
     start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, str(HERE / "plain_keras.py"), "--epochs", str(epochs), "--seed", str(seed),
-         "--deterministic"], capture_output=True, text=True, check=True, env=ENV)
-    record = json.loads(result.stdout.strip().splitlines()[-1])
+    record = plain_keras_run(epochs, seed)
     seconds = sum(record["epoch_seconds"])
     return {"seed": seed, "process_seconds": time.perf_counter() - start, "train_seconds": seconds,
             "epoch_seconds": record["epoch_seconds"], "test_accuracy": record["test_accuracy"],

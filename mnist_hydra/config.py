@@ -78,13 +78,19 @@ class TrainerConfig:
 
 
 @dataclass
-class ConstantScheduleConfig:
+class PartialConfig:
+    """A `_target_` that the task completes with arguments of its own (`_partial_: true`)."""
     _target_: str = MISSING
     _partial_: bool = MISSING
 
 
 @dataclass
-class CosineScheduleConfig(ConstantScheduleConfig):
+class ConstantScheduleConfig(PartialConfig):
+    pass
+
+
+@dataclass
+class CosineScheduleConfig(PartialConfig):
     warmup_epochs: float = MISSING
     start_ratio: float = MISSING
     final_ratio: float = MISSING
@@ -127,9 +133,8 @@ class RMSpropConfig:
 
 
 @dataclass
-class NoLoggerConfig:
-    _target_: str = MISSING
-    _partial_: bool = MISSING
+class NoLoggerConfig(PartialConfig):
+    pass
 
 
 @dataclass

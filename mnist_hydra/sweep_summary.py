@@ -61,10 +61,8 @@ def _run_metrics(job_dir: Path) -> dict:
         run = json.loads((job_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return {}
-    last_epoch = {name: values[-1] for name, values in run.get("history", {}).items() if values}
-    numbers = {name: run.get(name, last_epoch.get(name)) for name in METRICS}
-    return {**{k: v for k, v in numbers.items() if v is not None}, "params": run.get("params"),
-            "run_status": run.get("status")}
+    numbers = {name: run[name] for name in METRICS if run.get(name) is not None}
+    return {**numbers, "params": run.get("params"), "run_status": run.get("status")}
 
 
 def collect_rows(sweep_dir: Path) -> list[dict]:
@@ -84,12 +82,13 @@ def collect_rows(sweep_dir: Path) -> list[dict]:
 
 def swept_keys(rows: list[dict]) -> list[str]:
     """The override keys whose values differ between jobs (all of them for a single job)."""
+    per_job = [_split(row["overrides"]) for row in rows]
     values: dict[str, set] = {}
-    for row in rows:
-        for key, value in _split(row["overrides"]).items():
+    for overrides in per_job:
+        for key, value in overrides.items():
             values.setdefault(key, set()).add(value)
     varying = [key for key, seen in values.items()
-               if len(seen) > 1 or any(key not in _split(row["overrides"]) for row in rows)]
+               if len(seen) > 1 or any(key not in overrides for overrides in per_job)]
     return varying or list(values)
 
 
