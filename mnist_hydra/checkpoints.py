@@ -2,14 +2,9 @@
 
 from pathlib import Path
 
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_hydra.errors import first_line
-
-
-class CheckpointError(CompactHydraException):
-    """A checkpoint that cannot be found, read or trusted. Printed as one line."""
+from mnist_hydra.errors import CheckpointError, first_line
 
 
 def find_checkpoint(cfg: DictConfig) -> tuple[Path, Path]:

@@ -6,12 +6,15 @@ and wrong types at the command line; `validate` rejects values out of range.
 No TensorFlow here: `--help` and `--cfg job` must answer at once.
 """
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
 from omegaconf import MISSING, DictConfig
+
+from mnist_hydra.errors import ConfigError
 
 # Keras activation names usable by a hidden layer (tests check each against
 # keras.activations.get, so this list cannot drift from Keras).
@@ -25,10 +28,9 @@ PADDINGS = ("valid", "same")
 PRECISIONS = ("fp32", "bf16")
 # What a run returns to a sweeper and a sweep summary ranks by; val_* are the last epoch's.
 OBJECTIVES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
-
-
-class ConfigError(CompactHydraException):
-    """A config value out of range. Hydra prints it as one line, no traceback."""
+SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
+MAX_IMAGE_SIZE = 1024         # pixels a side; past it one image alone is megabytes per layer
+MAX_THREADS = 256             # TensorFlow threads per op; more only adds contention
 
 
 @dataclass
@@ -223,7 +225,12 @@ def pools_after(conv_index: int, num_convs: int, pool_every: Optional[int]) -> b
     return conv_index % every == 0 or conv_index == num_convs
 
 
-def _validate_model(model: DictConfig, image_size: int) -> None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_model(model: DictConfig, image_size: int, num_classes: int, channels: int = 1) -> "tuple[int, int]":
+    """Check the model keys; return (parameters, activation values per image) for a memory estimate."""
     filters = list(model.filters)
     _require(len(filters) >= 1, "model.filters", filters, "a list of at least one positive int")
     for width in filters:
@@ -247,18 +254,48 @@ def _validate_model(model: DictConfig, image_size: int) -> None:
         _require(_is_int(width) and width >= 1, "model.dense_units", units,
                  "a positive int, a list of them, or null")
 
-    # Walk the image through the conv stack so that a kernel or pool that no
-    # longer fits is reported here, not as a shape error deep inside Keras.
-    size = image_size
-    for index in range(1, len(filters) + 1):
+    # Walk the image through the layers so that a kernel or pool that does not fit is
+    # reported here, not as a shape error deep inside Keras, and count what training holds.
+    size, depth, params, activations = image_size, channels, 0, 0
+    for index, width in enumerate(filters, start=1):
+        # With padding=same a kernel larger than the image only multiplies zeros (and memory).
+        _require(model.kernel_size <= size, "model.kernel_size", model.kernel_size,
+                 f"at most {size}: conv{index} sees a {size}x{size} image")
         if model.padding == "valid":
-            _require(model.kernel_size <= size, "model.kernel_size", model.kernel_size,
-                     f"at most {size}: conv{index} sees a {size}x{size} image")
             size = size - model.kernel_size + 1
+        params += model.kernel_size ** 2 * depth * width + width
+        depth = width
+        activations += 2 * size * size * depth  # the conv's output and its activation's
         if model.pool_size and pools_after(index, len(filters), model.pool_every):
             _require(model.pool_size <= size, "model.pool_size", model.pool_size,
                      f"at most {size}: the pool after conv{index} sees a {size}x{size} image")
             size //= model.pool_size
+            activations += size * size * depth
+    inputs = size * size * depth
+    for width in dense_widths(units):
+        params += inputs * width + width
+        activations += 2 * width
+        inputs = width
+    return params + inputs * num_classes + num_classes, activations
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _validate_memory(cfg: DictConfig, params: int, activations: int) -> None:
+    """Refuse a model and batch that cannot fit in this machine's memory, before TensorFlow
+    tries to allocate it: weights, gradients and two optimizer slots per parameter, and
+    each layer's output and its gradient for every image of a batch, in float32."""
+    needed = 4 * (4 * params + 2 * activations * cfg.trainer.batch_size)
+    available = machine_memory()
+    if needed >= available:
+        raise ConfigError(
+            f"model.filters={list(cfg.model.filters)} with model.dense_units={cfg.model.dense_units} and "
+            f"trainer.batch_size={cfg.trainer.batch_size} need about {needed / 2**30:,.0f} GiB to train "
+            f"({params:,} parameters), more than this machine's {available / 2**30:,.0f} GiB: "
+            f"use fewer filters, smaller dense layers or a smaller batch")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -269,7 +306,14 @@ def validate(cfg: DictConfig) -> None:
         value = cfg.dataset[key]
         _require(value is None or value >= 1, f"dataset.{key}", value,
                  "a positive int, or null for the whole split")
-    _validate_model(cfg.model, cfg.dataset.image_size)
+    _require(1 <= cfg.dataset.image_size <= MAX_IMAGE_SIZE, "dataset.image_size", cfg.dataset.image_size,
+             f"pixels a side, from 1 to {MAX_IMAGE_SIZE} (the dataset's files must have this size)")
+    names = list(cfg.dataset.class_names)
+    _require(len(names) >= 2 and len(set(names)) == len(names), "dataset.class_names", names,
+             "at least two names, all different")
+    _require(SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1], "seed", cfg.seed,
+             f"an int from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
+    params, activations = _validate_model(cfg.model, cfg.dataset.image_size, len(names))
     _require(cfg.trainer.epochs >= 1, "trainer.epochs", cfg.trainer.epochs, "a positive int")
     _require(cfg.trainer.batch_size >= 1, "trainer.batch_size", cfg.trainer.batch_size,
              "a positive int")
@@ -277,8 +321,8 @@ def validate(cfg: DictConfig) -> None:
              cfg.trainer.validation_split, "a fraction in [0, 1)")
     _require(cfg.trainer.verbose in ("auto", 0, 1, 2), "trainer.verbose", cfg.trainer.verbose,
              "one of auto, 0, 1, 2")
-    _require(cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",
-             cfg.trainer.threads, "a positive int, or null for this job's share of the cores")
+    _require(cfg.trainer.threads is None or 1 <= cfg.trainer.threads <= MAX_THREADS, "trainer.threads",
+             cfg.trainer.threads, f"an int from 1 to {MAX_THREADS}, or null for this job's share of the cores")
     _require(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision,
              f"one of {', '.join(PRECISIONS)}")
     _require(not (cfg.trainer.jit_compile and cfg.trainer.deterministic), "trainer.jit_compile",
@@ -300,12 +344,28 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
     _require(not cfg.objective.startswith("val_") or cfg.trainer.validation_split > 0, "objective",
              cfg.objective, "test_accuracy or test_loss unless trainer.validation_split > 0")
-    _require(cfg.optimizer.learning_rate > 0, "optimizer.learning_rate",
-             cfg.optimizer.learning_rate, "a positive float")
+    _validate_memory(cfg, params, activations)
+    _require(_is_number(cfg.optimizer.learning_rate) and cfg.optimizer.learning_rate > 0,
+             "optimizer.learning_rate", cfg.optimizer.learning_rate, "a positive, finite float")
     for key in ("rho", "momentum", "beta_1", "beta_2"):
         if key in cfg.optimizer:
             _require(0.0 <= cfg.optimizer[key] < 1.0, f"optimizer.{key}", cfg.optimizer[key],
                      "a value in [0, 1)")
     if "epsilon" in cfg.optimizer:
-        _require(cfg.optimizer.epsilon > 0, "optimizer.epsilon", cfg.optimizer.epsilon,
-                 "a positive float")
+        _require(_is_number(cfg.optimizer.epsilon) and cfg.optimizer.epsilon > 0, "optimizer.epsilon",
+                 cfg.optimizer.epsilon, "a positive, finite float")
+
+
+def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
+    """Once the number of training images is known: the validation split must leave at least
+    one batch to train on, and hold at least one image itself."""
+    split, batch = cfg.trainer.validation_split, cfg.trainer.batch_size
+    kept = int(train_images * (1 - split))
+    if split == 0:
+        _require(batch <= train_images, "trainer.batch_size", batch,
+                 f"at most the {train_images} training images")
+    _require(kept >= batch, "trainer.validation_split", split,
+             f"a fraction that leaves at least one batch ({batch}) of the {train_images} training images "
+             f"to train on; it leaves {kept}")
+    _require(split == 0 or kept < train_images, "trainer.validation_split", split,
+             f"0, or a fraction that holds out at least one of the {train_images} training images")

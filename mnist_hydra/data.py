@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from mnist_hydra.errors import first_line
+from mnist_hydra.errors import DataError, first_line
 
 SHIPPED_MNIST_DIR = importlib.resources.files("mnist_hydra") / "datasets" / "mnist"
 
@@ -41,10 +40,6 @@ CHECKSUMS = {
     },
 }
 IDX_UNSIGNED_BYTE = 0x08
-
-
-class DataError(CompactHydraException):
-    """A dataset file that is missing, truncated or corrupted. Printed as one line."""
 
 
 class Split(NamedTuple):

@@ -1,4 +1,39 @@
-"""How an exception is told to a user in a one-line error."""
+"""The errors a user sees, and how an exception is told in one line.
+
+Each is a Hydra `CompactHydraException`: Hydra prints its message as one line, with no
+traceback (HYDRA_FULL_ERROR=1 shows it), and exits non-zero. In a sweep, a job that
+raises one fails alone.
+"""
+
+from hydra.errors import CompactHydraException
+
+
+class MnistHydraError(CompactHydraException):
+    """Anything this package refuses or cannot do, told in one line."""
+
+
+class ConfigError(MnistHydraError):
+    """A config value out of range, or values that do not fit together."""
+
+
+class DataError(MnistHydraError):
+    """A dataset file that is missing, truncated, too large or corrupted."""
+
+
+class CheckpointError(MnistHydraError):
+    """A checkpoint that cannot be found, read, trusted, or used with its run's dataset."""
+
+
+class ImageError(MnistHydraError):
+    """A file that is not a usable image, named."""
+
+
+class RunFolderError(MnistHydraError):
+    """A run folder that a run may not use: live, completed, or another run's."""
+
+
+class JobCrashed(MnistHydraError):
+    """A sweep's job whose process died without a word (a signal, the OOM killer)."""
 
 
 def first_line(error: BaseException) -> str:

@@ -1,18 +1,76 @@
-"""Writing files that other processes read while they change: whole records, taken in turns."""
+"""Writing files that must never be seen half-written, and locks that processes take in turns.
 
+Every output file of a run, an evaluation, a prediction or a sweep goes through
+`write_atomically`: a reader (or a run resumed after a kill) sees the old file or the
+new one, never a mix, and a full disk leaves the old file as it was.
+"""
+
+import csv
 import fcntl
+import io
 import json
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+from mnist_hydra.faults import kill_point
+
+TEMPORARY_MARK = ".partial."
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden name beside `path` that keeps its extensions (Keras checks them)."""
+    base, dot, extensions = path.name.partition(".")
+    return path.with_name(f".{base}.{secrets.token_hex(4)}{TEMPORARY_MARK}{extensions}".rstrip("."))
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Let `write` fill a temporary file, flush it to disk, then rename it over `path`.
+
+    Rename is atomic within a folder; the fsyncs make the new content survive a power
+    loss before the rename does. On any error the temporary file is removed.
+    """
+    path = Path(path)
+    temporary = temporary_name(path)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        kill_point(f"write:{path.name}")  # tests only: a kill between the write and the rename
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def write_json(path: Path, record) -> None:
-    """Write through a temporary file, so that a reader never sees half a record."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path)
+    write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """A CSV file with a header; keys of a row that are not columns are left out."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(path, lambda temporary: temporary.write_bytes(text.getvalue().encode()))
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Temporary files that a killed process left (call only while holding the folder's lock)."""
+    for leftover in folder.glob(".*.partial*"):
+        leftover.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -8,18 +8,13 @@ at the centre. A photo or a drawing needs the same treatment to be read sensibly
 from pathlib import Path
 
 import numpy as np
-from hydra.errors import CompactHydraException
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_hydra.errors import first_line
+from mnist_hydra.errors import ImageError, first_line
 
 SIZE = 28
 BOX = 20           # the digit's longer side, as in MNIST
 INK_LEVEL = 0.1    # below this share of the way from paper to ink, a pixel is paper or noise
-
-
-class ImageError(CompactHydraException):
-    """A file that is not a usable image. Printed as one line naming the file."""
 
 
 def read_grayscale(path: Path) -> np.ndarray:

@@ -13,10 +13,12 @@ matplotlib.use("Agg")  # files only: no display on a training machine
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
+from mnist_hydra.files import write_atomically  # noqa: E402
+
 
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=100))
     plt.close(fig)
 
 

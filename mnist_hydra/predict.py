@@ -8,7 +8,6 @@ them to predictions.csv. An unreadable image is reported and skipped; the others
 are still predicted, and the run then exits non-zero.
 """
 
-import csv
 import logging
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from mnist_hydra.config import register_schemas
+from mnist_hydra.files import write_csv
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -57,11 +57,8 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict]:
             top = ", ".join(f"{class_names[i]} {probs[i]:.1%}" for i in best)
             print(f"{path}: {row['predicted']}   ({top})")
 
-    with open(output_dir / "predictions.csv", "w", newline="") as file:
-        columns = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s in ("", "_probability")]
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    columns = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s in ("", "_probability")]
+    write_csv(output_dir / "predictions.csv", columns, rows)
     log.info("Predictions in %s", output_dir / "predictions.csv")
     if failures:
         raise CompactHydraException(f"{len(failures)} of {len(cfg.images)} images could not be read: "

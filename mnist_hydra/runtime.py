@@ -16,7 +16,8 @@ import keras
 import tensorflow as tf
 
 from mnist_hydra.errors import first_line
-from mnist_hydra.files import write_json
+from mnist_hydra.faults import kill_point, kill_requested
+from mnist_hydra.files import write_atomically, write_json
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,19 @@ def library_versions() -> dict:
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save through a temporary file, so that an interrupted save leaves no model that looks whole."""
-    partial = path.with_name(path.stem + ".partial" + path.suffix)  # Keras insists on the suffix
-    model.save(partial)
-    os.replace(partial, path)
+    write_atomically(path, model.save)
+
+
+class KillPoints(keras.callbacks.Callback):
+    """Tests only (mnist_hydra.faults): a kill at the end of a training batch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        kill_point("batch")
+
+
+def kill_point_callbacks() -> list:
+    """Per-batch hooks cost a little on every step: added only when a test asks for them."""
+    return [KillPoints()] if kill_requested("batch") else []
 
 
 class EpochRecorder(keras.callbacks.Callback):

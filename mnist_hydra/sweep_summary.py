@@ -8,7 +8,6 @@ has failed, which is when a summary matters most.
 """
 
 import atexit
-import csv
 import json
 import logging
 import math
@@ -21,7 +20,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.errors import first_line
-from mnist_hydra.files import file_lock, write_json
+from mnist_hydra.files import file_lock, write_atomically, write_csv, write_json, write_text
+from mnist_hydra.run_folders import crashed
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def collect_rows(sweep_dir: Path) -> list[dict]:
         except (OSError, ValueError):  # not ended: still running, or stopped with the sweep
             metrics = _run_metrics(job_dir)
             record = {**metrics, "status": metrics.get("run_status") or "not started"}
+            if crashed(job_dir):  # says `running`, but no live process holds its folder
+                record.update(status="crashed", error="the job's process died without a word")
         job = job_dir.relative_to(sweep_dir).as_posix()
         rows.append({"job": job, "overrides": list(OmegaConf.load(overrides_file)), **record})
     return rows
@@ -116,15 +118,10 @@ def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:
     """Write summary.csv, summary.md and summary.png; return the table in Markdown."""
     rows = ranked(rows, metric)
     keys = swept_keys(rows)
-    with open(sweep_dir / "summary.csv.partial", "w", newline="") as file:
-        writer = csv.DictWriter(file, [COLUMNS[0], *keys, *COLUMNS[1:]], extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])})
-    (sweep_dir / "summary.csv.partial").replace(sweep_dir / "summary.csv")
-
+    write_csv(sweep_dir / "summary.csv", [COLUMNS[0], *keys, *COLUMNS[1:]],
+              [{**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])} for row in rows])
     table = markdown_table(rows, keys, metric)
-    (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\nRanked by {metric}.\n\n{table}\n")
+    write_text(sweep_dir / "summary.md", f"# Sweep {sweep_dir}\n\nRanked by {metric}.\n\n{table}\n")
     plot_summary(rows, keys, metric, sweep_dir / "summary.png")
     return table
 
@@ -170,10 +167,8 @@ def plot_summary(rows: list[dict], keys: list[str], metric: str, path: Path) -> 
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    partial = path.with_name(path.stem + ".partial.png")
-    figure.savefig(partial, dpi=100)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
     plt.close(figure)
-    partial.replace(path)
 
 
 def _is_number(text: str) -> bool:

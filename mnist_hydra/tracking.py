@@ -6,13 +6,14 @@ Keras callbacks for the per-epoch numbers, records the final metrics, and is clo
 with the run's status even when the run fails.
 """
 
+import csv
 import logging
 from pathlib import Path
 
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_hydra.files import file_lock
+from mnist_hydra.files import file_lock, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,32 @@ class TensorBoardTracker(Tracker):
 
 
 class CSVTracker(Tracker):
-    """One row per epoch in a CSV file of the run folder (appended to on resume)."""
+    """One row per epoch in a CSV file of the run folder, rewritten whole after every epoch.
+
+    A resumed run drops the rows from the epoch it restarts at, so each epoch is in it once.
+    """
 
     def __init__(self, output_dir: Path, config: DictConfig, filename: str):
         super().__init__(output_dir, config)
         self.path = output_dir / filename
 
     def callbacks(self) -> list:
-        return [keras.callbacks.CSVLogger(str(self.path), append=True)]
+        path = self.path
+
+        class EpochRows(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                try:
+                    with open(path, newline="") as file:
+                        self.rows = list(csv.DictReader(file))
+                except FileNotFoundError:
+                    self.rows = []
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.rows = [row for row in self.rows if int(row["epoch"]) < epoch]
+                self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+                write_csv(path, list(self.rows[-1]), self.rows)
+
+        return [EpochRows()]
 
 
 class MLflowTracker(Tracker):

@@ -15,8 +15,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnist_hydra.config import register_schemas, validate
-from mnist_hydra.run_folders import register_resolvers
+from mnist_hydra.config import check_split_sizes, register_schemas, validate
+from mnist_hydra.run_folders import claim, register_resolvers, release
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -65,6 +65,14 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores.
     """
     validate(cfg)  # before TensorFlow loads, so that a bad value fails in about a second
+    claim(output_dir, cfg)  # one live run per folder; already done for a single run (RunFolderGuard)
+    try:
+        return _train(cfg, output_dir, launcher)
+    finally:
+        release(output_dir)
+
+
+def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     log.info("Output folder: %s", output_dir)
     import keras
 
@@ -73,7 +81,9 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     from mnist_hydra.pipeline import evaluation_batches, training_batches
     from mnist_hydra.plots import plot_learning_curves
     from mnist_hydra.cpu import cpu_share, use_precision, use_threads
-    from mnist_hydra.runtime import EpochRecorder, RunRecord, library_versions, save_model, seed_everything
+    from mnist_hydra.backup import EpochBackup
+    from mnist_hydra.runtime import (EpochRecorder, RunRecord, kill_point_callbacks, library_versions,
+                                     save_model, seed_everything)
 
     use_threads(cfg.trainer.threads or cpu_share(launcher))
     keras.backend.clear_session()  # a launcher may run several jobs in one process
@@ -81,6 +91,7 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     class_names = list(cfg.dataset.class_names)
     train_split, test_split = load_dataset(cfg.dataset)
+    check_split_sizes(cfg, len(train_split.labels))
     x_train, y_train = to_model_inputs(train_split, len(class_names))
     # Like Keras' validation_split: the last images of the training set, before shuffling.
     kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
@@ -100,9 +111,8 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     start_tracker = hydra.utils.instantiate(cfg.logger)  # a partial: the run folder and config follow
     epochs = EpochRecorder(output_dir / "epochs.json")
     # Weights, optimizer state and epoch count after every epoch; an earlier backup
-    # in this folder (an interrupted run) is restored first. Removed once the model is saved.
-    backup = keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True,
-                                              delete_checkpoint=False)
+    # in this folder (an interrupted run) is restored first. Removed once the run is completed.
+    backup = EpochBackup(output_dir / "backup")
     with record.watching(lambda: start_tracker(output_dir=output_dir, config=cfg)) as tracker:
         model.fit(
             batches,
@@ -112,7 +122,7 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
             shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
             verbose=progress_verbosity(cfg.trainer.verbose),
             # The backup last: once it holds an epoch, every record of that epoch is written.
-            callbacks=[epochs, *tracker.callbacks(), backup],
+            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
         )
         test = evaluate_on_test(model, test_split, class_names, cfg.trainer.batch_size,
                                 output_dir, plot_mistakes=False)

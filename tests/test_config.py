@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from conftest import compose_train, run_cli
-from mnist_hydra.config import ACTIVATIONS, ConfigError, validate
+from mnist_hydra.config import ACTIVATIONS, validate
+from mnist_hydra.errors import ConfigError
 
 GROUPS = {
     "dataset": ["mnist", "fashion_mnist"],

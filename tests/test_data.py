@@ -10,7 +10,8 @@ import pytest
 
 from conftest import compose_train
 from mnist_hydra import data
-from mnist_hydra.data import CHECKSUMS, DataError, load_dataset, parse_idx, to_model_inputs
+from mnist_hydra.data import CHECKSUMS, load_dataset, parse_idx, to_model_inputs
+from mnist_hydra.errors import DataError
 
 # The .gz files' own sha256s, from shared/datasets/mnist/README.md.
 SHIPPED_GZ_SHA256 = {

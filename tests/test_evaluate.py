@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from mnist_hydra.checkpoints import CheckpointError, load_model
+from mnist_hydra.checkpoints import load_model
+from mnist_hydra.errors import CheckpointError
 from mnist_hydra.evaluate import classification_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import SMOKE, compose_train, run_cli
-from mnist_hydra.config import ConfigError, validate
+from mnist_hydra.config import validate
+from mnist_hydra.errors import ConfigError
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from PIL import Image
 
 from conftest import compose_train, run_cli
 from mnist_hydra.data import load_dataset
-from mnist_hydra.images import ImageError, load_digit, to_mnist_style
+from mnist_hydra.errors import ImageError
+from mnist_hydra.images import load_digit, to_mnist_style
 
 
 def mnist_test_images():

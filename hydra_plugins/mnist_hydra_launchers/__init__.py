@@ -1,0 +1,1 @@
+"""mnist-hydra's Hydra launchers (Hydra finds plugins only under the `hydra_plugins` package)."""

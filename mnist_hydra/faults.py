@@ -1,0 +1,33 @@
+"""Fault injection, for tests only: kill this process outright at a named point.
+
+    MNIST_HYDRA_TEST_KILL_AT=<point>[@<n>]   kill with SIGKILL the n-th time (default 1st)
+                                             this process reaches <point>
+
+Points: `write:<file name>` (the file is written under its temporary name, not yet renamed:
+e.g. `write:metrics.json@2`, `write:model.keras`, `write:state.json`, the backup's epoch
+count), `batch` (the end of a training batch). Never set it outside a test: the process
+dies without a word, as under the kernel's OOM killer.
+"""
+
+import os
+import signal
+
+VARIABLE = "MNIST_HYDRA_TEST_KILL_AT"
+_reached: dict[str, int] = {}
+
+
+def kill_requested(point: str) -> bool:
+    """Whether the variable names this point at all (to add per-batch hooks only when asked)."""
+    return os.environ.get(VARIABLE, "").partition("@")[0] == point
+
+
+def kill_point(point: str) -> None:
+    wanted = os.environ.get(VARIABLE)
+    if not wanted:
+        return
+    name, _, count = wanted.partition("@")
+    if name != point:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] == int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
