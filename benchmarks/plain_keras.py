@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from mnist_hydra.data import CHECKSUMS, SHIPPED_MNIST_DIR, read_idx
+from mnist_hydra.data import CHECKSUMS, IDX_BYTES, SHIPPED_MNIST_DIR, read_idx
 from mnist_hydra.runtime import EpochRecorder
 
 
@@ -21,7 +21,7 @@ def load(prefix):
     """The shipped MNIST files, read and checked as the framework does (not timed)."""
     def read(kind):
         stem = f"{prefix}-{kind}"
-        return read_idx(Path(str(SHIPPED_MNIST_DIR)) / f"{stem}.gz", CHECKSUMS["mnist"][stem])
+        return read_idx(Path(str(SHIPPED_MNIST_DIR)) / f"{stem}.gz", CHECKSUMS["mnist"][stem], IDX_BYTES[stem])
 
     images, labels = read("images-idx3-ubyte"), read("labels-idx1-ubyte")
     return (images.astype("float32") / 255)[..., None], keras.utils.to_categorical(labels, 10)

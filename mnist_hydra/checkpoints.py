@@ -29,12 +29,21 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return OmegaConf.load(path)
 
 
-def load_model(model_path: Path):
-    """Load with Keras' safe_mode on: a file that would run code when loaded is refused, not run."""
+def load_model(model_path: Path, run_cfg: DictConfig):
+    """Load with Keras' safe_mode on (a file that would run code when loaded is refused, not
+    run), and check that it takes the run's images and gives one output per class."""
     import keras
 
     try:
-        return keras.models.load_model(model_path, safe_mode=True)
+        model = keras.models.load_model(model_path, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
         raise CheckpointError(f"{model_path}: refused or unreadable as a Keras model: "
                               f"{first_line(error)}") from None
+    size, classes = run_cfg.dataset.image_size, len(run_cfg.dataset.class_names)
+    expected_input = (None, size, size, 1)
+    if tuple(model.input_shape) != expected_input or tuple(model.output_shape) != (None, classes):
+        raise CheckpointError(
+            f"{model_path}: takes {tuple(model.input_shape)} and gives {tuple(model.output_shape)}, "
+            f"but its run's dataset {run_cfg.dataset.name} has {size}x{size}x1 images and {classes} "
+            f"classes: not the model of this run")
+    return model

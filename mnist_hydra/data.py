@@ -39,6 +39,14 @@ CHECKSUMS = {
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
+# Bytes of each uncompressed file, the same for both datasets: reading stops there, so a
+# wrong file (or a gzip bomb) in dataset.data_dir cannot fill the memory before its check.
+IDX_BYTES = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
 IDX_UNSIGNED_BYTE = 0x08
 
 
@@ -65,14 +73,15 @@ def parse_idx(raw: bytes, source: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
-def read_idx(path: Path, expected_sha256: str) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or not), checking its header and checksum."""
+def read_idx(path: Path, expected_sha256: str, expected_bytes: int) -> np.ndarray:
+    """Read one IDX file (gzip-compressed or not), checking its size, header and checksum."""
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+            raw = file.read(expected_bytes + 1)  # one more: to tell a longer file
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read or decompressed ({error})") from None
+    if len(raw) > expected_bytes:
+        raise DataError(f"{path}: longer than the {expected_bytes} bytes this file has: not the original")
     array = parse_idx(raw, str(path))
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected_sha256:
@@ -106,8 +115,12 @@ def dataset_dir(cfg: DictConfig) -> Path:
             raise DataError("dataset.data_dir is null, but only MNIST ships with the package")
         return Path(str(SHIPPED_MNIST_DIR))
     folder = Path(cfg.data_dir)
-    if all(_find(folder, stem) for stem in CHECKSUMS[cfg.name]) or cfg.name != "fashion_mnist":
+    missing = [stem for stem in CHECKSUMS[cfg.name] if _find(folder, stem) is None]
+    if not missing or cfg.name != "fashion_mnist":
         return folder
+    if len(missing) < len(CHECKSUMS[cfg.name]):  # a partial copy is a mistake to report, not to replace
+        raise DataError(f"{folder} holds only some of {cfg.name}'s files: "
+                        f"{', '.join(stem + '(.gz)' for stem in missing)} missing")
     try:
         return _keras_fashion_mnist_dir()
     except Exception as error:  # any failure to download means the same advice
@@ -125,7 +138,7 @@ def _load_split(folder: Path, name: str, prefix: str, num_classes: int, size: in
         path = _find(folder, stem)
         if path is None:
             raise DataError(f"{folder / stem}(.gz) is missing: dataset {name} needs it")
-        arrays.append(read_idx(path, CHECKSUMS[name][stem]))
+        arrays.append(read_idx(path, CHECKSUMS[name][stem], IDX_BYTES[stem]))
     images, labels = arrays
     if images.shape[1:] != (size, size) or len(images) != len(labels):
         raise DataError(f"{folder}: {prefix} images {images.shape} do not fit labels {labels.shape}")

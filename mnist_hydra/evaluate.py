@@ -66,7 +66,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict:
 
     model_path, run_dir = find_checkpoint(cfg)
     run_cfg = load_run_config(run_dir)
-    model = load_model(model_path)
+    model = load_model(model_path, run_cfg)
     _, test = load_dataset(run_cfg.dataset)
     log.info("Evaluating %s on %d %s test images", model_path, len(test.labels), run_cfg.dataset.name)
 

@@ -15,19 +15,28 @@ from mnist_hydra.errors import ImageError, first_line
 SIZE = 28
 BOX = 20           # the digit's longer side, as in MNIST
 INK_LEVEL = 0.1    # below this share of the way from paper to ink, a pixel is paper or noise
+# Pixels an image may have, read from its header before anything is decoded: a 50-megapixel
+# photo is about 200 MB as floats; a tiny file claiming 20000x20000 is a decompression bomb.
+MAX_PIXELS = 50_000_000
 
 
 def read_grayscale(path: Path) -> np.ndarray:
     """Any PNG or JPEG as grayscale floats in [0, 1], upright as its EXIF says."""
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS:,} "
+                                 f"allowed: scale it down first")
             image = ImageOps.exif_transpose(image)
+            if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep its depth
+                return np.asarray(image, dtype=np.float32) / 65535.0
             if image.mode in ("RGBA", "LA", "P"):  # transparent parts become white paper
                 image = image.convert("RGBA")
                 paper = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(paper, image)
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
     return pixels
 
@@ -53,6 +62,8 @@ def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray((digit * 255).astype(np.uint8)).resize(new_size, Image.LANCZOS)
     digit = np.asarray(resized, dtype=np.float32) / 255.0
+    if digit.max() < INK_LEVEL:  # a few specks far apart: scaled into 20x20, nothing is left
+        raise ImageError(f"{source}: no digit found (only specks, too small to read)")
 
     canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
     top, left = (SIZE - digit.shape[0]) // 2, (SIZE - digit.shape[1]) // 2

@@ -14,10 +14,10 @@ from pathlib import Path
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from mnist_hydra.config import register_schemas
+from mnist_hydra.errors import ImageError
 from mnist_hydra.files import write_csv
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,14 @@ TOP = 3
 
 def predict(cfg: DictConfig, output_dir: Path) -> list[dict]:
     from mnist_hydra.checkpoints import find_checkpoint, load_model, load_run_config
-    from mnist_hydra.images import ImageError, load_digit
+    from mnist_hydra.images import load_digit
 
     model_path, run_dir = find_checkpoint(cfg)
     if not cfg.images:
-        raise CompactHydraException("images=[...] is empty: name at least one PNG or JPEG file")
-    class_names = list(load_run_config(run_dir).dataset.class_names)
-    model = load_model(model_path)
+        raise ImageError("images=[...] is empty: name at least one PNG or JPEG file")
+    run_cfg = load_run_config(run_dir)
+    class_names = list(run_cfg.dataset.class_names)
+    model = load_model(model_path, run_cfg)
 
     digits, paths, failures = [], [], []
     for path in map(Path, cfg.images):
@@ -61,7 +62,7 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict]:
     write_csv(output_dir / "predictions.csv", columns, rows)
     log.info("Predictions in %s", output_dir / "predictions.csv")
     if failures:
-        raise CompactHydraException(f"{len(failures)} of {len(cfg.images)} images could not be read: "
+        raise ImageError(f"{len(failures)} of {len(cfg.images)} images could not be read: "
                                     f"{', '.join(failures)}")
     return rows
 

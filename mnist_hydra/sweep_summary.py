@@ -13,13 +13,14 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_hydra.errors import first_line
+from mnist_hydra.errors import JobCrashed, first_line
 from mnist_hydra.files import file_lock, write_atomically, write_csv, write_json, write_text
 from mnist_hydra.run_folders import crashed
 
@@ -41,18 +42,22 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         job_dir = Path(config.hydra.runtime.output_dir)
-        write_json(job_dir / "job.json", job_record(job_dir, job_return, time.perf_counter() - self.job_started))
+        # A job that crashed is reported by the launcher of the sweep process, where it never started.
+        started = getattr(self, "job_started", None)
+        seconds = time.perf_counter() - started if started is not None else None
+        write_json(job_dir / "job.json", job_record(job_dir, job_return, seconds))
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         with file_lock(sweep_dir / ".summary.lock"):
             write_summary(sweep_dir, collect_rows(sweep_dir), config.objective)
 
 
-def job_record(job_dir: Path, job_return: JobReturn, seconds: float) -> dict:
+def job_record(job_dir: Path, job_return: JobReturn, seconds: Optional[float]) -> dict:
     """How a job ended, with the numbers its run recorded (metrics.json), if it got that far."""
-    record = {"status": "ok", "error": "", "seconds": round(seconds, 1)}
+    record = {"status": "ok", "error": "", "seconds": None if seconds is None else round(seconds, 1)}
     if job_return.status != JobStatus.COMPLETED:
         error = job_return._return_value  # the exception; `return_value` would raise it
-        record.update(status="failed", error=f"{type(error).__name__}: {first_line(error)}")
+        record.update(status="crashed" if isinstance(error, JobCrashed) else "failed",
+                      error=f"{type(error).__name__}: {first_line(error)}")
     return {**record, **_run_metrics(job_dir)}
 
 

@@ -16,11 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mnist_hydra.config import check_split_sizes, register_schemas, validate
+from hydra_plugins.mnist_hydra_launchers import register as register_launchers
 from mnist_hydra.run_folders import claim, register_resolvers, release
 
 log = logging.getLogger(__name__)
 register_schemas()
 register_resolvers()
+register_launchers()
 
 
 def progress_verbosity(verbose):

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import compose_train, run_cli
 from mnist_hydra.checkpoints import load_model
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.evaluate import classification_report
@@ -65,7 +65,7 @@ def test_a_model_that_would_run_code_is_refused(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "unsafe.keras")
     with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
-        load_model(tmp_path / "unsafe.keras")
+        load_model(tmp_path / "unsafe.keras", compose_train())
 
 
 def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):

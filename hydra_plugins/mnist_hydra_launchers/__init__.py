@@ -1,1 +1,34 @@
 """mnist-hydra's Hydra launchers (Hydra finds plugins only under the `hydra_plugins` package)."""
+
+
+def register() -> None:
+    """Make our launchers known to Hydra, and `hydra/launcher=joblib`, `submitit_local`,
+    `submitit_slurm` (so `slurm`) and `ray` pick ours: each lets a job that dies fail alone.
+
+    Hydra's plugin scan walks the `hydra_plugins` folders on sys.path, which an editable
+    install does not put this package in. The scan (Plugins.instance()) also stores the
+    joblib plugin's config, so ours is stored after it, under the same name.
+    """
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.mnist_hydra_launchers.joblib_processes import (ProcessPerJobJoblibConf,
+                                                                       ProcessPerJobJoblibLauncher)
+    from hydra_plugins.mnist_hydra_launchers.submitit_tolerant import (TolerantLocalLauncher,
+                                                                        TolerantLocalQueueConf,
+                                                                        TolerantSlurmLauncher,
+                                                                        TolerantSlurmQueueConf)
+
+    plugins, store = Plugins.instance(), ConfigStore.instance()
+    for launcher, name, node in ((ProcessPerJobJoblibLauncher, "joblib", ProcessPerJobJoblibConf),
+                                 (TolerantLocalLauncher, "submitit_local", TolerantLocalQueueConf),
+                                 (TolerantSlurmLauncher, "submitit_slurm", TolerantSlurmQueueConf)):
+        plugins.register(launcher)
+        store.store(group="hydra/launcher", name=name, node=node, provider="mnist_hydra")
+    try:  # Ray is an optional extra
+        from hydra_plugins.mnist_hydra_launchers.ray_loopback import (LoopbackRayLauncher,
+                                                                       LoopbackRayLauncherConf)
+    except ImportError:
+        return
+    plugins.register(LoopbackRayLauncher)
+    store.store(group="hydra/launcher", name="ray", node=LoopbackRayLauncherConf, provider="mnist_hydra")

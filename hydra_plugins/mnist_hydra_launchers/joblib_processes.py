@@ -11,26 +11,35 @@ told (so the sweep summary lists it as `crashed`), and the other jobs run on.
 
 import logging
 import signal
+from dataclasses import dataclass
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-from joblib import Parallel, delayed
-from joblib.externals import cloudpickle
-from omegaconf import open_dict
+
+from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
 
 log = logging.getLogger(__name__)
 JOB, RESULT = "job.pickle", "result.pickle"
 
 
+@dataclass
+class ProcessPerJobJoblibConf:
+    """`hydra/launcher=joblib`: stored in place of the joblib plugin's own config (register())."""
+    _target_: str = "hydra_plugins.mnist_hydra_launchers.joblib_processes.ProcessPerJobJoblibLauncher"
+    n_jobs: int = -1   # jobs at once; -1: one per core, -2: all cores but one, ...
+    verbose: int = 0   # joblib's progress messages when > 0
+
+
 class ProcessPerJobJoblibLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from joblib import Parallel, delayed  # here, not at import: Hydra imports every plugin at start
+
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -41,12 +50,13 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
         singleton_state = Singleton.get_state()
-        self._composing = threading.Lock()
         return Parallel(n_jobs=n_jobs, backend="threading", verbose=self.joblib.get("verbose", 0))(
             delayed(self._run_in_own_process)(idx, list(overrides), singleton_state)
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx))
 
     def _run_in_own_process(self, idx: int, overrides: list, singleton_state: dict) -> JobReturn:
+        from joblib.externals import cloudpickle
+
         job = (idx, overrides, self.hydra_context, self.config, self.task_function, singleton_state)
         with tempfile.TemporaryDirectory(prefix="mnist-hydra-job-") as scratch:
             (Path(scratch) / JOB).write_bytes(cloudpickle.dumps(job))
@@ -54,22 +64,7 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
             try:
                 return cloudpickle.loads((Path(scratch) / RESULT).read_bytes())
             except (OSError, EOFError):  # no result: the process died before it could write one
-                return self._crashed(idx, overrides, child.returncode)
-
-    def _crashed(self, idx: int, overrides: list, returncode: int) -> JobReturn:
-        from mnist_hydra.errors import JobCrashed
-
-        how = (f"killed by {signal.Signals(-returncode).name} (signal {-returncode})" if returncode < 0
-               else f"exited with code {returncode}")
-        error = JobCrashed(f"job #{idx} crashed: its process was {how} before it could report")
-        log.error("%s", error)
-        with self._composing:  # Hydra's config loader is not made for threads
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config):
-            config.hydra.job.num = idx
-            config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
-            config.hydra.runtime.output_dir = str(Path(config.hydra.sweep.dir, config.hydra.sweep.subdir).absolute())
-        crashed = JobReturn(overrides=overrides, cfg=config, hydra_cfg=config, status=JobStatus.FAILED,
-                            _return_value=error)
-        self.hydra_context.callbacks.on_job_end(config=config, job_return=crashed)
-        return crashed
+                code = child.returncode
+                how = (f"its process was killed by {signal.Signals(-code).name} (signal {-code})" if code < 0
+                       else f"its process exited with code {code} without a result")
+                return crashed_job(self.hydra_context, self.config, idx, overrides, how)

@@ -1,0 +1,77 @@
+"""`hydra/launcher=ray` whose private Ray instance stays on 127.0.0.1, and whose jobs fail alone.
+
+- On Linux, Ray registers a node under the machine's external address even when told
+  127.0.0.1, unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (its one-machine mode) is set
+  before Ray is imported. A private instance for one machine's sweep has no reason to
+  listen elsewhere, so it gets that mode and 127.0.0.1. Joining a running cluster
+  (`hydra/launcher=ray_cluster`, an address) leaves both to the cluster.
+- The Ray plugin collects the jobs' results in one pass that raises at the first job whose
+  worker died, ending the sweep. Here each job's result is taken on its own: a job whose
+  worker died is returned as crashed, and the others run on.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra_plugins.hydra_ray_launcher._config import RayLauncherConf
+from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
+from omegaconf import open_dict
+
+from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
+
+log = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class LoopbackRayLauncherConf(RayLauncherConf):
+    """`hydra/launcher=ray`: stored in place of the Ray plugin's own config (register())."""
+    _target_: str = "hydra_plugins.mnist_hydra_launchers.ray_loopback.LoopbackRayLauncher"
+
+
+class LoopbackRayLauncher(RayLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        private = not self.ray_cfg.init.get("address")
+        if private:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported
+        import ray
+        from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open_dict(self.ray_cfg):
+            if private:
+                self.ray_cfg.init.setdefault("_node_ip_address", LOOPBACK)
+            # As the plugin does: Ray's default object store is too small on small machines.
+            self.ray_cfg.init.setdefault("object_store_memory", 78643200)
+        start_ray(self.ray_cfg.init)
+        addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
+        log.info("Ray: %d jobs on the nodes at %s; sweep output dir: %s", len(job_overrides),
+                 ", ".join(addresses), sweep_dir)
+
+        launched = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = f"job_id_for_{idx}"
+                sweep_config.hydra.job.num = idx
+            launched.append((idx, overrides, launch_job_on_ray(
+                self.hydra_context, self.ray_cfg.remote, sweep_config, self.task_function,
+                Singleton.get_state())))
+
+        returns = []
+        for idx, overrides, result in launched:
+            try:
+                returns.append(ray.get(result))
+            except ray.exceptions.RayError as error:  # the worker died (or Ray lost the task)
+                returns.append(crashed_job(self.hydra_context, self.config, idx, overrides,
+                                           f"its Ray worker failed: {type(error).__name__}"))
+        return returns
