@@ -87,10 +87,10 @@ def claim(run: Path, task_config: DictConfig) -> None:
     if Path(run).absolute() in _held:
         return
     _refuse_completed(run)
-    hold(run)
+    _refuse_another_config(run, task_config)
+    hold(run)  # the first write into the folder: a refusal above leaves it as it was
     try:
         _refuse_completed(run)  # it may have finished between the look and the lock
-        _refuse_another_config(run, task_config)
     except RunFolderError:
         release(run)
         raise

@@ -1,63 +1,83 @@
-"""A run interrupted or killed continues from its last completed epoch, and says how it ended."""
+"""A run killed at any moment resumes with each epoch once; a run folder belongs to one run:
+a live run's folder, a completed run and a run of another config are refused, unchanged."""
 
+import fcntl
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 
-# Big enough that an epoch takes a moment, so the run can be stopped in the middle.
-ARGS = ["dataset.train_limit=2000", "dataset.test_limit=100", "trainer.epochs=3",
+# Three steps per epoch, three epochs: small, and still with a middle to be killed in.
+ARGS = ["dataset.train_limit=300", "dataset.test_limit=100", "trainer.epochs=3",
         "trainer.batch_size=100", "logger=csv"]
+KILL_AT = "MNIST_HYDRA_TEST_KILL_AT"
 
 
-def backed_up_epochs(cwd) -> int:
-    """Epochs in the run's backup (Keras writes its metadata in place: it may be half-written)."""
-    for path in cwd.glob("outputs/*/*/backup/training_metadata.json"):
-        try:
-            return json.loads(path.read_text())["epoch"]
-        except (ValueError, KeyError, OSError):
-            pass
-    return 0
-
-
-def start_and_stop_after_first_epoch(cwd, how):
-    run = subprocess.Popen([sys.executable, "-m", "mnist_hydra.train", *ARGS], cwd=cwd,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and run.poll() is None:
-        if backed_up_epochs(cwd) >= 1:
-            run.send_signal(how)
-            break
-        time.sleep(0.05)
-    run.communicate(timeout=120)
+def run_folder(cwd: Path) -> Path:
     (folder,) = {path.parent for path in cwd.glob("outputs/*/*/.hydra")}
     return folder
 
 
-def test_killed_run_resumes_in_its_folder_with_each_epoch_once(tmp_path):
-    folder = start_and_stop_after_first_epoch(tmp_path, signal.SIGKILL)
+def killed_run(cwd: Path, point: str) -> Path:
+    """A run that killed itself with SIGKILL at `point` (mnist_hydra.faults), and its folder."""
+    result = run_cli("mnist_hydra.train", *ARGS, cwd=cwd, env={KILL_AT: point})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    return run_folder(cwd)
+
+
+def files_of(folder: Path) -> dict:
+    """Every file below `folder`, hidden ones too, with its bytes and modification time."""
+    return {path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("point,epochs_kept", [
+    ("batch@5", 1),                    # in the middle of epoch 2
+    ("write:epoch-2.weights.h5", 1),   # while the backup's weights are written
+    ("write:state.json@2", 1),         # between the weights and the epoch count
+    ("write:model.keras", 3),          # while the trained model is saved
+    ("write:metrics.json@2", 3),       # while the final metrics.json is written
+])
+def test_a_kill_at_any_point_resumes_with_each_epoch_once(tmp_path, point, epochs_kept):
+    folder = killed_run(tmp_path, point)
     before = json.loads((folder / "epochs.json").read_text())
-    assert 1 <= len(before) < 3, "the run was not stopped part-way"
-    assert not (folder / "model.keras").exists()
     assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
+    assert (folder / "model.keras").exists() == (point == "write:metrics.json@2")  # saved just before
 
     result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(list(tmp_path.glob("outputs/*/*/.hydra"))) == 1  # no new folder
+    assert run_folder(tmp_path) == folder  # no new folder
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["status"] == "completed"
     assert len(metrics["history"]["loss"]) == len(metrics["epoch_seconds"]) == 3
-    assert metrics["epoch_seconds"][0] == before[0]["seconds"]  # epoch 1 was not run again
-    assert not (folder / "backup").exists()
+    # The epochs the backup held were not run again: their records are the killed run's.
+    assert metrics["epoch_seconds"][:epochs_kept] == [epoch["seconds"] for epoch in before[:epochs_kept]]
+    assert f"Resumed from the backup of epoch {epochs_kept}" in result.stdout + result.stderr
     with open(folder / "history.csv") as file:
-        assert len(file.read().strip().splitlines()) == 1 + 3  # header, then each epoch once
+        assert [line.split(",")[0] for line in file.read().split()[1:]] == ["0", "1", "2"]
+    assert not (folder / "backup").exists()
+    assert not list(folder.glob(".*partial*")), "a killed writer's temporary file was left"
 
 
 def test_sigterm_is_recorded_as_interrupted(tmp_path):
-    folder = start_and_stop_after_first_epoch(tmp_path, signal.SIGTERM)
+    run = subprocess.Popen([sys.executable, "-m", "mnist_hydra.train", *ARGS, "dataset.train_limit=3000",
+                            "trainer.epochs=20"], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if list(tmp_path.glob("outputs/*/*/backup/state.json")):
+            run.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    run.communicate(timeout=120)
+    folder = run_folder(tmp_path)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["status"] == "interrupted"
     assert "interrupted" in (folder / "train.log").read_text().lower()
@@ -66,8 +86,92 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
 
 def test_resume_without_an_unfinished_run_says_so(tmp_path):
     result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "resume=true: no unfinished run" in result.stderr
+    assert result.returncode == 1
+    assert "resume=true: no unfinished run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_live_runs_folder_is_refused_and_left_alone(tmp_path):
+    folder = killed_run(tmp_path, "batch@5")
+    with open(folder / ".lock", "a+") as lock:  # this test process plays the run still training
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.truncate(0)
+        lock.write("host test-host, pid 4242\n")
+        lock.flush()
+        before = files_of(folder)
+        for how in (["resume=true"], [f"hydra.run.dir={folder}"]):
+            result = run_cli("mnist_hydra.train", *ARGS, *how, cwd=tmp_path)
+            assert result.returncode == 1, how
+            assert "still running (host test-host, pid 4242)" in result.stderr, how
+            assert "Traceback" not in result.stderr
+        assert files_of(folder) == before
+    # The lock dies with its holder: then the same command resumes.
+    result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_two_resumes_at_once_never_share_the_folder(tmp_path):
+    folder = killed_run(tmp_path, "batch@5")
+    command = [sys.executable, "-m", "mnist_hydra.train", *ARGS, "resume=true"]
+    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outcomes = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
+    (finished, _), (refused, message) = outcomes
+    assert (finished, refused) == (0, 1), message
+    # Refused while the other held the folder, or after it had completed it.
+    assert "still running" in message or "no unfinished run" in message, message
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 3
+
+
+def test_a_completed_run_is_refused_and_left_byte_identical(tmp_path):
+    folder = tmp_path / "run"
+    assert run_cli("mnist_hydra.train", *ARGS, "trainer.epochs=1", f"hydra.run.dir={folder}",
+                   cwd=tmp_path).returncode == 0
+    before = files_of(folder)
+    for how in ([], ["trainer.epochs=2"]):
+        result = run_cli("mnist_hydra.train", *ARGS, "trainer.epochs=1", *how, f"hydra.run.dir={folder}",
+                         cwd=tmp_path)
+        assert result.returncode == 1
+        assert "holds a completed run, which is never overwritten" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert files_of(folder) == before
+
+
+def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_path):
+    user_conf = tmp_path / "my_conf" / "trainer"
+    user_conf.mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "conf" / "trainer" / "default.yaml", user_conf / "mine.yaml")
+    mine = ["--config-dir", str(tmp_path / "my_conf"), "trainer=mine"]
+    result = run_cli("mnist_hydra.train", *mine, *ARGS, cwd=tmp_path, env={KILL_AT: "batch@5"})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    folder = run_folder(tmp_path)
+    before = files_of(folder)
+
+    text = (user_conf / "mine.yaml").read_text()
+    (user_conf / "mine.yaml").write_text(text.replace("deterministic: true", "deterministic: false")
+                                         .replace("label_smoothing: 0.0", "label_smoothing: 0.1"))
+    result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "holds a run with another config" in result.stderr
+    assert "trainer.deterministic: True -> False" in result.stderr
+    assert "trainer.label_smoothing: 0.0 -> 0.1" in result.stderr
+    assert files_of(folder) == before
+
+    (user_conf / "mine.yaml").write_text(text)  # the file as it was: the same run again
+    result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_sweep_refuses_resume_and_another_sweeps_folder(tmp_path):
+    result = run_cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", "resume=true", cwd=tmp_path)
+    assert result.returncode == 1 and "resume=true does not apply to -m sweeps" in result.stderr
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    before = files_of(sweep)
+    result = run_cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", f"hydra.sweep.dir={sweep}",
+                     cwd=tmp_path)
+    assert result.returncode == 1 and "already holds another sweep's jobs" in result.stderr
+    assert files_of(sweep) == before and not (sweep / "summary.csv").exists()
 
 
 def test_a_run_leaves_sigterm_to_a_handler_that_was_there_first(tmp_path):

@@ -1,6 +1,7 @@
 """Sweeps: the summary (failed jobs included), Optuna, experiment presets, and each launcher."""
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -62,13 +63,28 @@ def test_summary_files_name_the_failure(tmp_path):
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_jobs_that_never_ended_are_listed_by_their_run_status(tmp_path):
-    job = tmp_path / "0"
+def unended_job(sweep: Path, status: str) -> Path:
+    job = sweep / "0"
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- model.dropout=0.3\n")
-    (job / "metrics.json").write_text('{"status": "interrupted", "params": 5}')
+    (job / "metrics.json").write_text(f'{{"status": "{status}", "params": 5}}')
+    (job / ".lock").write_text("host h, pid 1\n")
+    return job
+
+
+def test_jobs_that_never_ended_are_listed_by_their_run_status(tmp_path):
+    unended_job(tmp_path, "interrupted")
     assert collect_rows(tmp_path) == [{"job": "0", "overrides": ["model.dropout=0.3"], "status": "interrupted",
                      "params": 5, "run_status": "interrupted"}]
+
+
+def test_a_running_job_whose_process_is_gone_is_listed_as_crashed(tmp_path):
+    job = unended_job(tmp_path, "running")
+    with open(job / ".lock") as lock:  # a live process holds the run: it is running
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert collect_rows(tmp_path)[0]["status"] == "running"
+    (row,) = collect_rows(tmp_path)  # the lock died with its holder: it crashed
+    assert row["status"] == "crashed" and "died" in row["error"]
 
 
 # --- experiment presets -----------------------------------------------------------------
@@ -143,35 +159,41 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
 
 # --- launchers -------------------------------------------------------------------------
 
-def test_joblib_runs_jobs_in_parallel_each_on_its_share_of_the_cores(tmp_path):
+# Kill one job of a sweep outright (SIGKILL, as the OOM killer does), in the middle of training.
+KILL_JOB_1 = {"MNIST_HYDRA_TEST_KILL_AT": "batch@2", "MNIST_HYDRA_TEST_KILL_JOB": "1"}
+
+
+def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(tmp_path):
     result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                     *TINY, "seed=7,8,7", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+                     *TINY, "seed=7,8,7", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path, env=KILL_JOB_1)
+    assert result.returncode == 1  # a job crashed: the sweep says so
+    assert "job #1 crashed: its process was killed by SIGKILL (signal 9)" in result.stderr
     records = [run_record(tmp_path / job) for job in "012"]
-    assert len({record["pid"] for record in records}) == 2  # two workers; one ran two jobs
-    for job in "012":
+    assert len({record["pid"] for record in records}) == 3  # a process per job
+    for job in "02":
         assert "TensorFlow threads: 1 per op" in (tmp_path / job / "train.log").read_text()
-    # The job that ran in a used worker starts clean: the same seed gives the same numbers.
-    assert records[2]["history"] == records[0]["history"]
+    assert records[2]["history"] == records[0]["history"]  # the same seed, the same numbers
     assert records[2]["test_accuracy"] == records[0]["test_accuracy"]
-    assert {r["status"] for r in read_summary(tmp_path)} == {"ok"}
+    rows = {r["job"]: r for r in read_summary(tmp_path)}
+    assert (rows["0"]["status"], rows["1"]["status"], rows["2"]["status"]) == ("ok", "crashed", "ok")
+    assert "SIGKILL" in rows["1"]["error"]
+    assert "Sweep summary (3 jobs, 1 not ok)" in result.stdout
 
 
-def test_submitit_local_runs_jobs_and_a_failing_one_fails_alone(tmp_path):
+def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(tmp_path):
     result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=submitit_local", *TINY,
-                     "model.dropout=0.3,1.5", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+                     "model.dropout=0.3,0.4,1.5", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path, env=KILL_JOB_1)
     assert result.returncode != 0  # a job failed: the sweep says so
-    assert "model.dropout=1.5 is not allowed" in result.stderr
     rows = {r["job"]: r for r in read_summary(tmp_path)}
     assert rows["0"]["status"] == "ok" and run_record(tmp_path / "0")["status"] == "completed"
-    assert rows["1"]["status"] == "failed" and "model.dropout=1.5" in rows["1"]["error"]
-    assert "Sweep summary (2 jobs, 1 not ok)" in result.stdout  # printed though Hydra stopped early
+    assert rows["1"]["status"] == "crashed" and "without a result" in rows["1"]["error"]
+    assert rows["2"]["status"] == "failed" and "model.dropout=1.5" in rows["2"]["error"]
+    assert "Sweep summary (3 jobs, 2 not ok)" in result.stdout  # printed though Hydra stopped early
 
 
 def backed_up_epochs(job: Path) -> int:
-    """Epochs in the job's backup (Keras writes its metadata in place: it may be half-written)."""
     try:
-        return json.loads((job / "backup" / "training_metadata.json").read_text())["epoch"]
+        return json.loads((job / "backup" / "state.json").read_text())["epoch"]
     except (OSError, ValueError, KeyError):
         return 0
 
@@ -209,26 +231,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ray_runs_jobs_on_a_local_ray_cluster(tmp_path):
+# Ray's one-machine mode: without it, Ray registers its nodes under the machine's external address.
+# Token authentication off: the cluster listens on loopback only, and `ray start` and its clients
+# disagree on the token when one is left in ~/.ray from an earlier private instance.
+LOOPBACK_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
+    """One test for both Ray launchers: `ray stop` ends every Ray instance of the machine."""
     ray = Path(sys.executable).with_name("ray")
     port = free_port()
     ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
     started = subprocess.run(
-        [ray, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={ray_files}"],
-        capture_output=True, text=True, timeout=120)
+        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_files}"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **LOOPBACK_RAY})
     assert started.returncode == 0, started.stderr
     try:
-        result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray_cluster",
+        joined = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray_cluster",
                          f"hydra.launcher.ray.init.address=127.0.0.1:{port}", *TINY,
-                         "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+                         "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'joined'}", cwd=tmp_path,
+                         env=LOOPBACK_RAY)
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(ray_files, ignore_errors=True)
-    assert result.returncode == 0, result.stderr
-    assert "Connected to Ray cluster" in result.stderr + result.stdout
-    rows = read_summary(tmp_path / "sweep")
+    assert joined.returncode == 0, joined.stderr
+    assert "Connected to Ray cluster" in joined.stderr + joined.stdout
+    # The launcher logs the addresses of the cluster's live nodes, as ray.nodes() gives them.
+    assert "Ray: 2 jobs on the nodes at 127.0.0.1;" in joined.stdout + joined.stderr
+    rows = read_summary(tmp_path / "joined")
     assert sorted(r["model.dropout"] for r in rows) == ["0.3", "0.5"]
     assert {r["status"] for r in rows} == {"ok"}
     for job in "01":
-        assert "TensorFlow threads: 1 per op" in (tmp_path / "sweep" / job / "train.log").read_text()
+        assert "TensorFlow threads: 1 per op" in (tmp_path / "joined" / job / "train.log").read_text()
+
+    # A private instance (hydra/launcher=ray) is put on 127.0.0.1 by the launcher itself. Ray would
+    # run a task whose worker died again (max_retries); with none, the job is listed as crashed.
+    private = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray", "+hydra.launcher.ray.remote.max_retries=0",
+                      *TINY, "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'private'}", cwd=tmp_path,
+                      env=KILL_JOB_1)
+    assert private.returncode == 1
+    assert "Ray: 2 jobs on the nodes at 127.0.0.1;" in private.stdout + private.stderr
+    rows = {r["job"]: r for r in read_summary(tmp_path / "private")}
+    assert (rows["0"]["status"], rows["1"]["status"]) == ("ok", "crashed")
