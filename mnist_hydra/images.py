@@ -26,7 +26,7 @@ def read_grayscale(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS:,} "
+                raise ImageError(f"{path}: {width}x{height}, more than the {MAX_PIXELS:,} pixels "
                                  f"allowed: scale it down first")
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep its depth
@@ -36,7 +36,10 @@ def read_grayscale(path: Path) -> np.ndarray:
                 paper = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(paper, image)
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:  # Pillow's own limit, a few times ours, hit while opening
+        raise ImageError(f"{path}: more than the {MAX_PIXELS:,} pixels allowed "
+                         f"(its header claims a decompression bomb's size)") from None
+    except (OSError, UnidentifiedImageError, ValueError) as error:
         raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
     return pixels
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from conftest import compose_train, run_cli
-from mnist_hydra.config import ACTIVATIONS, validate
+from mnist_hydra.config import ACTIVATIONS, check_split_sizes, validate
 from mnist_hydra.errors import ConfigError
 
 GROUPS = {
@@ -99,11 +99,49 @@ def test_each_optimizer_has_its_own_keys():
     ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum"),
     ("dataset.train_limit=0", "dataset.train_limit"),
     ("dataset.test_limit=-5", "dataset.test_limit"),
+    # Values that once passed here and failed late inside TensorFlow (or ate the memory):
+    ("seed=-1", "seed"),
+    ("seed=4294967296", "seed"),
+    ("model.padding=same model.kernel_size=3000", "model.kernel_size"),
+    ("model.padding=same model.pool_size=29", "model.pool_size"),
+    ("dataset.image_size=0", "dataset.image_size"),
+    ("dataset.image_size=100000", "dataset.image_size"),
+    ("dataset.class_names=[only]", "dataset.class_names"),
+    ("dataset.class_names=[a,a,b]", "dataset.class_names"),
+    ("trainer.threads=100000", "trainer.threads"),
+    ("optimizer.learning_rate=inf", "optimizer.learning_rate"),
+    ("optimizer.learning_rate=nan", "optimizer.learning_rate"),
+    ("optimizer=adam optimizer.epsilon=inf", "optimizer.epsilon"),
 ])
 def test_validate_rejects_bad_values_naming_the_key(override, key):
     cfg = compose_train(override.split())
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
         validate(cfg)
+
+
+@pytest.mark.parametrize("override", [
+    "model.filters=[100000]",                  # 1.6 billion parameters
+    "model.dense_units=[100000,100000]",       # 10 billion
+    "trainer.batch_size=100000000",            # the activations of a hundred million images
+])
+def test_a_model_too_large_for_this_machines_memory_is_refused_naming_its_keys(override):
+    with pytest.raises(ConfigError, match=r"model.filters=.* model.dense_units=.* trainer.batch_size=.* GiB"):
+        validate(compose_train([override]))
+
+
+@pytest.mark.parametrize("overrides,images,key", [
+    (["trainer.validation_split=0.9"], 1000, "trainer.validation_split"),      # 100 left, batches of 500
+    (["trainer.validation_split=1e-17", "trainer.batch_size=100"], 300, "trainer.validation_split"),  # none held out
+    (["trainer.batch_size=500"], 300, "trainer.batch_size"),                  # fewer images than a batch
+])
+def test_split_sizes_are_checked_once_the_images_are_counted(overrides, images, key):
+    with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
+        check_split_sizes(compose_train(overrides), images)
+
+
+def test_split_sizes_that_leave_batches_on_both_sides_are_accepted():
+    check_split_sizes(compose_train(["trainer.validation_split=0.1"]), 60_000)
+    check_split_sizes(compose_train(["trainer.batch_size=100"]), 300)
 
 
 def test_a_pool_that_fits_is_accepted():
@@ -135,9 +173,11 @@ def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
     ("model.conv_activation=relux", "model.conv_activation=relux is not allowed: one of"),
     ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),
     ("dataset=cifar", "Could not find 'dataset/cifar'"),
+    ("model.padding=same model.kernel_size=3000", "model.kernel_size=3000 is not allowed: at most 28"),
+    ("seed=-1", "seed=-1 is not allowed: an int from 0 to 4294967295"),
 ])
 def test_cli_reports_a_bad_value_in_one_line_without_traceback(override, expected, tmp_path):
-    result = run_cli("mnist_hydra.train", override, cwd=tmp_path)
+    result = run_cli("mnist_hydra.train", *override.split(), cwd=tmp_path)
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

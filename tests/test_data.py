@@ -145,3 +145,24 @@ def test_debian_fashion_mnist_loads():
 def test_checksum_tables_cover_every_dataset():
     datasets = {compose_train([f"dataset={name}"]).dataset.name for name in ("mnist", "fashion_mnist")}
     assert datasets == set(CHECKSUMS)
+
+
+def test_a_file_longer_than_the_original_is_refused_without_reading_it_whole(mnist_copy):
+    path = mnist_copy / "t10k-labels-idx1-ubyte.gz"
+    # A gzip bomb in miniature: 100 MB of zeros in about 100 KB. Reading stops one byte past
+    # the 10,008 bytes the file has.
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + bytes(100_000_000)))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: longer than the 10008 bytes"):
+        load_dataset(mnist_cfg(data_dir=str(mnist_copy)))
+
+
+def test_a_folder_with_only_some_files_is_named_not_downloaded_over(tmp_path, monkeypatch):
+    def download():
+        raise AssertionError("a partial folder must not start a download")
+
+    monkeypatch.setattr(data, "_keras_fashion_mnist_dir", download)
+    shutil.copy(MNIST_DIR / "train-labels-idx1-ubyte.gz", tmp_path)  # one of the four
+    cfg = compose_train(["dataset=fashion_mnist", f"dataset.data_dir={tmp_path}"]).dataset
+    with pytest.raises(DataError, match=r"holds only some of fashion_mnist's files: train-images-idx3-ubyte\(.gz\), "
+                                        r"t10k-images-idx3-ubyte\(.gz\), t10k-labels-idx1-ubyte\(.gz\) missing"):
+        load_dataset(cfg)
