@@ -32,7 +32,7 @@ def use_threads(threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TensorFlow already started in this process (a reused worker)
+    except RuntimeError:  # TensorFlow already started in this process (an earlier job of the basic launcher)
         current = tf.config.threading.get_intra_op_parallelism_threads()
         if current != threads:
             log.warning("TensorFlow already runs with %s threads in this process; %d asked for",
