@@ -140,8 +140,11 @@ def _load_split(folder: Path, name: str, prefix: str, num_classes: int, size: in
             raise DataError(f"{folder / stem}(.gz) is missing: dataset {name} needs it")
         arrays.append(read_idx(path, CHECKSUMS[name][stem], IDX_BYTES[stem]))
     images, labels = arrays
-    if images.shape[1:] != (size, size) or len(images) != len(labels):
-        raise DataError(f"{folder}: {prefix} images {images.shape} do not fit labels {labels.shape}")
+    if images.shape[1:] != (size, size):
+        raise DataError(f"{folder}: the {prefix} images are {images.shape[1]}x{images.shape[2]} pixels, "
+                        f"but dataset.image_size={size}")
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {len(images)} {prefix} images but {len(labels)} labels")
     if labels.max() >= num_classes:
         raise DataError(f"{folder}: {prefix} labels go up to {labels.max()}, beyond {num_classes} classes")
     return Split(images, labels)

@@ -166,3 +166,8 @@ def test_a_folder_with_only_some_files_is_named_not_downloaded_over(tmp_path, mo
     with pytest.raises(DataError, match=r"holds only some of fashion_mnist's files: train-images-idx3-ubyte\(.gz\), "
                                         r"t10k-images-idx3-ubyte\(.gz\), t10k-labels-idx1-ubyte\(.gz\) missing"):
         load_dataset(cfg)
+
+
+def test_an_image_size_that_is_not_the_files_is_named():
+    with pytest.raises(DataError, match="the train images are 28x28 pixels, but dataset.image_size=32"):
+        load_dataset(mnist_cfg(image_size=32))
