@@ -15,8 +15,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnist_hydra.config import check_split_sizes, register_schemas, validate
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
+from mnist_hydra.config import check_split_sizes, register_schemas, validate
 from mnist_hydra.run_folders import claim, register_resolvers, release
 
 log = logging.getLogger(__name__)
