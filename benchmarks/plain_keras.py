@@ -13,17 +13,21 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from mnist_hydra.data import CHECKSUMS, IDX_BYTES, SHIPPED_MNIST_DIR, read_idx
-from mnist_hydra.runtime import EpochRecorder
+from omegaconf import OmegaConf
+
+from mnist_hydra.data.idx import SHIPPED, read_idx
+from mnist_hydra.training.records import EpochRecorder
+
+FILES = OmegaConf.load(Path(__file__).parents[1] / "conf" / "dataset" / "mnist.yaml").files
 
 
-def load(prefix):
+def load(split):
     """The shipped MNIST files, read and checked as the framework does (not timed)."""
-    def read(kind):
-        stem = f"{prefix}-{kind}"
-        return read_idx(Path(str(SHIPPED_MNIST_DIR)) / f"{stem}.gz", CHECKSUMS["mnist"][stem], IDX_BYTES[stem])
+    def read(role):
+        spec = FILES[f"{split}_{role}"]
+        return read_idx(Path(str(SHIPPED / "mnist")) / f"{spec.file}.gz", spec.sha256, spec.bytes)
 
-    images, labels = read("images-idx3-ubyte"), read("labels-idx1-ubyte")
+    images, labels = read("images"), read("labels")
     return (images.astype("float32") / 255)[..., None], keras.utils.to_categorical(labels, 10)
 
 
@@ -41,7 +45,7 @@ def main():
         tf.config.experimental.enable_op_determinism()
 
     x_train, y_train = load("train")
-    x_test, y_test = load("t10k")
+    x_test, y_test = load("test")
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
         layers.Conv2D(32, (3, 3), activation="relu"),

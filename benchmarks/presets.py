@@ -7,7 +7,7 @@ epochs, first included), seconds of the whole process, and the training throughp
 FLOP/s against the CPU's peak.
 
     python benchmarks/presets.py --preset fast --seeds 3
-    python benchmarks/presets.py --preset seed --seeds 1 --baseline-epochs 0 trainer.precision=bf16 trainer.epochs=2
+    python benchmarks/presets.py --preset tutorial --seeds 1 --baseline-epochs 0 trainer.precision=bf16 trainer.epochs=2
 
 Extra arguments are overrides for every preset run. `--baseline-epochs N` trains the plain
 baseline for N epochs (12 is the whole recipe; fewer gives its seconds per epoch, and its
@@ -36,7 +36,7 @@ def run_preset(preset: str, seed: int, overrides: list[str], folder: Path) -> di
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "mnist_hydra.train", f"experiment={preset}", f"seed={seed}",
-         "logger=none", "trainer.verbose=0", *overrides, f"hydra.run.dir={folder}"],
+         "tracker=none", "trainer.verbose=0", *overrides, f"hydra.run.dir={folder}"],
         capture_output=True, text=True, check=True, env=ENV)
     record = json.loads((folder / "metrics.json").read_text())
     return {"seed": seed, "process_seconds": time.perf_counter() - start,

@@ -10,12 +10,11 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from mnist_hydra.config import register_schemas
+import mnist_hydra.train  # noqa: F401  (registers the schemas, resolvers and launchers)
+from mnist_hydra.building import build
 
-register_schemas()
-
-# The smallest data that still trains: enough for a smoke run to mean something.
-SMOKE = ["dataset.train_limit=300", "dataset.test_limit=100", "trainer.epochs=1", "trainer.batch_size=100"]
+# The smallest data that still trains (conf/debug/smoke.yaml: 300 images, one epoch, no tracker).
+SMOKE = ["debug=smoke"]
 
 
 def compose_train(overrides=()) -> DictConfig:
@@ -37,6 +36,11 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subp
     )
 
 
+def load_dataset(dataset_cfg: DictConfig):
+    """(train, test) of a `dataset` config, built as the task builds it."""
+    return build("dataset", dataset_cfg).load()
+
+
 @pytest.fixture
 def compose_cfg():
     return compose_train
@@ -48,7 +52,7 @@ def trained_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("trained") / "run"
     result = run_cli(
         "mnist_hydra.train", "dataset.train_limit=2000", "dataset.test_limit=200",
-        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam",  # default logger: tensorboard
+        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam",  # default tracker: tensorboard
         f"hydra.run.dir={folder}", cwd=folder.parent,
     )
     assert result.returncode == 0, result.stderr

@@ -9,15 +9,18 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from conftest import compose_train, run_cli
-from mnist_hydra.config import ACTIVATIONS, check_split_sizes, validate
+from mnist_hydra.config import check_split_sizes, validate
 from mnist_hydra.errors import ConfigError
+from mnist_hydra.models.cnn import ACTIVATIONS
 
 GROUPS = {
     "dataset": ["mnist", "fashion_mnist"],
-    "model": ["seed_cnn"],
+    "model": ["tutorial_cnn", "keras_example", "keras_io_convnet"],
     "optimizer": ["adadelta", "adam", "sgd", "rmsprop"],
     "trainer": ["default"],
-    "logger": ["tensorboard", "mlflow", "csv", "none"],
+    "tracker": ["tensorboard", "mlflow", "csv", "none"],
+    "loss": ["cross_entropy"],
+    "schedule": ["constant", "cosine"],
 }
 
 
@@ -160,10 +163,10 @@ def test_every_allowed_activation_is_a_keras_activation():
     ("adadelta", "Adadelta"), ("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"),
 ])
 def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
-    import hydra
+    from mnist_hydra.building import build
 
     cfg = compose_train([f"optimizer={name}"])
-    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    optimizer = build("optimizer", cfg.optimizer, learning_rate=cfg.optimizer.learning_rate)
     assert type(optimizer).__name__ == cls
     assert float(optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
 
@@ -171,7 +174,7 @@ def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
 @pytest.mark.parametrize("override,expected", [
     ("model.dropout=1.5", "model.dropout=1.5 is not allowed: a rate in [0, 1)"),
     ("model.conv_activation=relux", "model.conv_activation=relux is not allowed: one of"),
-    ("model.foo=1", "Key 'foo' not in 'ModelConfig'"),
+    ("model.foo=1", "Key 'foo' not in 'CNNConfig'"),
     ("dataset=cifar", "Could not find 'dataset/cifar'"),
     ("model.padding=same model.kernel_size=3000", "model.kernel_size=3000 is not allowed: at most 28"),
     ("seed=-1", "seed=-1 is not allowed: an int from 0 to 4294967295"),

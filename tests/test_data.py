@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compose_train
-from mnist_hydra import data
-from mnist_hydra.data import CHECKSUMS, load_dataset, parse_idx, to_model_inputs
+from conftest import compose_train, load_dataset
+from mnist_hydra.data import Split, idx, to_model_inputs
+from mnist_hydra.data.idx import parse_idx
 from mnist_hydra.errors import DataError
 
 # The .gz files' own sha256s, from shared/datasets/mnist/README.md.
@@ -20,7 +20,7 @@ SHIPPED_GZ_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
     "t10k-labels-idx1-ubyte.gz": "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
 }
-MNIST_DIR = Path(str(data.SHIPPED_MNIST_DIR))
+MNIST_DIR = Path(str(idx.SHIPPED / "mnist"))
 
 
 def mnist_cfg(**changes):
@@ -42,7 +42,7 @@ def test_shipped_files_are_the_canonical_ones():
 
 def test_mnist_loads_with_the_known_facts():
     train, test = load_dataset(mnist_cfg())
-    assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
+    assert train.images.shape == (60000, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
     assert list(train.labels[:10]) == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert list(test.labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert list(np.bincount(train.labels)) == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -55,7 +55,7 @@ def test_limits_take_the_first_images():
 
 
 def test_model_inputs_are_scaled_and_one_hot():
-    split = data.Split(np.array([[[0, 255]]], dtype=np.uint8), np.array([3], dtype=np.uint8))
+    split = Split(np.array([[[[0], [255]]]], dtype=np.uint8), np.array([3], dtype=np.uint8))
     images, labels = to_model_inputs(split, 10)
     assert images.shape == (1, 1, 2, 1) and images.dtype == np.float32
     assert images.min() == 0.0 and images.max() == 1.0
@@ -117,7 +117,7 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     def no_network():
         raise ConnectionError("no route")
 
-    monkeypatch.setattr(data, "_keras_fashion_mnist_dir", no_network)
+    monkeypatch.setattr(idx, "_keras_download", lambda module: no_network())
     cfg = compose_train(["dataset=fashion_mnist", f"dataset.data_dir={tmp_path}"]).dataset
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_dataset(cfg)
@@ -128,7 +128,7 @@ def test_fashion_mnist_falls_back_to_keras_download(tmp_path, monkeypatch):
     # from the folder Keras filled, and check what it finds there like any other.
     downloaded = tmp_path / "keras"
     downloaded.mkdir()
-    monkeypatch.setattr(data, "_keras_fashion_mnist_dir", lambda: downloaded)
+    monkeypatch.setattr(idx, "_keras_download", lambda module: downloaded)
     cfg = compose_train(["dataset=fashion_mnist", f"dataset.data_dir={tmp_path / 'absent'}"]).dataset
     with pytest.raises(DataError, match=str(downloaded)):
         load_dataset(cfg)
@@ -138,13 +138,19 @@ def test_fashion_mnist_falls_back_to_keras_download(tmp_path, monkeypatch):
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_fashion_mnist_loads():
     train, test = load_dataset(compose_train(["dataset=fashion_mnist"]).dataset)
-    assert train.images.shape == (60000, 28, 28) and len(test.labels) == 10000
+    assert train.images.shape == (60000, 28, 28, 1) and len(test.labels) == 10000
     assert list(train.labels[:10]) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
 
 
-def test_checksum_tables_cover_every_dataset():
-    datasets = {compose_train([f"dataset={name}"]).dataset.name for name in ("mnist", "fashion_mnist")}
-    assert datasets == set(CHECKSUMS)
+def test_a_new_idx_dataset_is_one_yaml_file(tmp_path):
+    """KMNIST-style: the shipped MNIST files under another name, described by a file of the user's."""
+    (tmp_path / "dataset").mkdir()
+    mnist_yaml = (Path(__file__).parents[1] / "conf" / "dataset" / "mnist.yaml").read_text()
+    (tmp_path / "dataset" / "digits_again.yaml").write_text(
+        mnist_yaml.replace("name: mnist", "name: digits_again").replace("data_dir: null", f"data_dir: {MNIST_DIR}"))
+    cfg = compose_train(["dataset=digits_again", f"hydra.searchpath=[file://{tmp_path}]"])
+    train, test = load_dataset(cfg.dataset)
+    assert (len(train.labels), len(test.labels)) == (60000, 10000)
 
 
 def test_a_file_longer_than_the_original_is_refused_without_reading_it_whole(mnist_copy):
@@ -160,7 +166,7 @@ def test_a_folder_with_only_some_files_is_named_not_downloaded_over(tmp_path, mo
     def download():
         raise AssertionError("a partial folder must not start a download")
 
-    monkeypatch.setattr(data, "_keras_fashion_mnist_dir", download)
+    monkeypatch.setattr(idx, "_keras_download", lambda module: download())
     shutil.copy(MNIST_DIR / "train-labels-idx1-ubyte.gz", tmp_path)  # one of the four
     cfg = compose_train(["dataset=fashion_mnist", f"dataset.data_dir={tmp_path}"]).dataset
     with pytest.raises(DataError, match=r"holds only some of fashion_mnist's files: train-images-idx3-ubyte\(.gz\), "

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import compose_train, run_cli
-from mnist_hydra.checkpoints import load_model
 from mnist_hydra.errors import CheckpointError
-from mnist_hydra.evaluate import classification_report
+from mnist_hydra.inference.checkpoints import TrainedRun, load_model
+from mnist_hydra.reporting.evaluation import classification_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -65,7 +65,7 @@ def test_a_model_that_would_run_code_is_refused(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "unsafe.keras")
     with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
-        load_model(tmp_path / "unsafe.keras", compose_train())
+        load_model(TrainedRun(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,)))
 
 
 def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):

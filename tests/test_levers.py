@@ -20,8 +20,8 @@ def keras_policy():
 
 
 def test_bf16_gives_a_bfloat16_compute_policy_with_a_float32_softmax(keras_policy):
-    from mnist_hydra.model import build_model
-    from mnist_hydra.cpu import use_precision
+    from mnist_hydra.models import build_model
+    from mnist_hydra.training.cpu import use_precision
 
     use_precision("bf16")
     model = build_model(compose_train().model, (28, 28, 1), 10)
@@ -34,10 +34,10 @@ def test_bf16_gives_a_bfloat16_compute_policy_with_a_float32_softmax(keras_polic
 
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, caplog, keras_policy):
-    from mnist_hydra import cpu
+    from mnist_hydra.training import cpu
 
     monkeypatch.setattr(cpu, "native_bf16", lambda: native)
-    with caplog.at_level(logging.WARNING, logger="mnist_hydra.cpu"):
+    with caplog.at_level(logging.WARNING, logger="mnist_hydra.training.cpu"):
         cpu.use_precision("bf16")
     assert ("no native bfloat16" in caplog.text) is not native
 
@@ -45,7 +45,7 @@ def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, cap
 @pytest.mark.parametrize("override, message", [
     ("trainer.precision=fp16", "trainer.precision=fp16 is not allowed: one of fp32, bf16"),
     ("trainer.steps_per_execution=0", "trainer.steps_per_execution=0 is not allowed"),
-    ("trainer.label_smoothing=1.0", "trainer.label_smoothing=1.0 is not allowed"),
+    ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is not allowed"),
     ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
     ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
     ("trainer.jit_compile=true", "trainer.jit_compile=True is not allowed: true only with "
@@ -77,7 +77,7 @@ def test_cosine_schedule_warms_up_then_decays_as_configured():
 def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
     from omegaconf import OmegaConf
 
-    from mnist_hydra.pipeline import training_batches
+    from mnist_hydra.data.pipeline import training_batches
 
     x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), "float32")
     y = np.eye(10, dtype="float32")
@@ -96,7 +96,7 @@ def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
 def test_transform_moves_and_turns_pixels_as_asked():
     import tensorflow as tf
 
-    from mnist_hydra.pipeline import transformed
+    from mnist_hydra.data.pipeline import transformed
 
     image = np.zeros((1, 7, 7, 1), "float32")
     image[0, 3, 5, 0] = 1.0  # row 3 (the middle), column 5: right of the centre
@@ -109,7 +109,7 @@ def test_transform_moves_and_turns_pixels_as_asked():
 def test_augmentation_changes_images_the_same_way_for_the_same_seed():
     import tensorflow as tf
 
-    from mnist_hydra.pipeline import augmented
+    from mnist_hydra.data.pipeline import augmented
 
     images = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
     seed = tf.constant([3, 4], tf.int64)
@@ -123,9 +123,9 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
     run = tmp_path / "run"
     result = run_cli(
-        "mnist_hydra.train", *SMOKE, "logger=none", "trainer.precision=bf16", "trainer.jit_compile=true",
+        "mnist_hydra.train", *SMOKE, "trainer.precision=bf16", "trainer.jit_compile=true",
         "trainer.deterministic=false",
-        "trainer.steps_per_execution=2", "trainer.label_smoothing=0.1", "trainer.augment.shift=0.1",
+        "trainer.steps_per_execution=2", "loss.label_smoothing=0.1", "trainer.augment.shift=0.1",
         "trainer.augment.rotation=10", "trainer.validation_split=0.2", "schedule=cosine",
         "schedule.final_ratio=0.1", "optimizer=adam", "trainer.threads=1", f"hydra.run.dir={run}",
         "model.filters=[8,16]", "model.dense_units=32",  # small: bf16 is emulated here, XLA compiles
@@ -149,7 +149,7 @@ def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
 
 
 def test_steps_per_execution_is_the_largest_that_divides_an_epoch():
-    from mnist_hydra.train import whole_executions
+    from mnist_hydra.training.task import whole_executions
 
     assert whole_executions(120, 8) == 8
     assert whole_executions(235, 8) == 5

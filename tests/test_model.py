@@ -1,7 +1,7 @@
 """The model factory: the documented graph, and what each model key changes."""
 
 from conftest import compose_train
-from mnist_hydra.model import build_model
+from mnist_hydra.models import build_model
 
 
 def build(*overrides):

@@ -15,11 +15,11 @@ def test_wheel_carries_conf_and_mnist(tmp_path):
     expected = {
         "mnist_hydra/conf/__init__.py",
         "mnist_hydra/conf/train.yaml",
-        "mnist_hydra/conf/model/seed_cnn.yaml",
+        "mnist_hydra/conf/model/tutorial_cnn.yaml",
         "mnist_hydra/conf/optimizer/adadelta.yaml",
         "mnist_hydra/conf/dataset/fashion_mnist.yaml",
         "mnist_hydra/conf/trainer/default.yaml",
-        "mnist_hydra/conf/logger/mlflow.yaml",
+        "mnist_hydra/conf/tracker/mlflow.yaml",
         "mnist_hydra/conf/evaluate.yaml",
         "mnist_hydra/conf/predict.yaml",
         "mnist_hydra/datasets/mnist/train-images-idx3-ubyte.gz",

@@ -16,7 +16,7 @@ from conftest import run_cli
 
 # Three steps per epoch, three epochs: small, and still with a middle to be killed in.
 ARGS = ["dataset.train_limit=300", "dataset.test_limit=100", "trainer.epochs=3",
-        "trainer.batch_size=100", "logger=csv"]
+        "trainer.batch_size=100", "tracker=csv"]
 KILL_AT = "MNIST_HYDRA_TEST_KILL_AT"
 
 
@@ -149,12 +149,12 @@ def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_pat
 
     text = (user_conf / "mine.yaml").read_text()
     (user_conf / "mine.yaml").write_text(text.replace("deterministic: true", "deterministic: false")
-                                         .replace("label_smoothing: 0.0", "label_smoothing: 0.1"))
+                                         .replace("verbose: auto", "verbose: 2"))
     result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 1
     assert "holds a run with another config" in result.stderr
     assert "trainer.deterministic: True -> False" in result.stderr
-    assert "trainer.label_smoothing: 0.0 -> 0.1" in result.stderr
+    assert "trainer.verbose: auto -> 2" in result.stderr
     assert files_of(folder) == before
 
     (user_conf / "mine.yaml").write_text(text)  # the file as it was: the same run again
@@ -176,8 +176,8 @@ def test_a_sweep_refuses_resume_and_another_sweeps_folder(tmp_path):
 
 def test_a_run_leaves_sigterm_to_a_handler_that_was_there_first(tmp_path):
     """Under submitit, SIGTERM is submitit's (it requeues preempted jobs): a run must not take it."""
-    from mnist_hydra.runtime import RunRecord
-    from mnist_hydra.tracking import Tracker
+    from mnist_hydra.training.records import RunRecord
+    from mnist_hydra.training.tracking import Tracker
 
     def submitits(signum, frame):
         pass

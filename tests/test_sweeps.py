@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SMOKE, compose_train, run_cli
-from mnist_hydra.sweep_summary import collect_rows, ranked, swept_keys, write_summary
+from mnist_hydra.reporting.sweep_summary import collect_rows, ranked, swept_keys, write_summary
 
-TINY = [*SMOKE, "logger=none"]
+TINY = SMOKE
 
 
 def read_summary(sweep: Path) -> list[dict]:
@@ -90,7 +90,7 @@ def test_a_running_job_whose_process_is_gone_is_listed_as_crashed(tmp_path):
 # --- experiment presets -----------------------------------------------------------------
 
 PRESETS = {  # name: (parameters, the keys that make the recipe)
-    "seed": (1_045_576, {"trainer.batch_size": 500, "trainer.epochs": 12, "optimizer.learning_rate": 1.0,
+    "tutorial": (1_045_576, {"trainer.batch_size": 500, "trainer.epochs": 12, "optimizer.learning_rate": 1.0,
                          "model.pool_size": 3, "model.dense_activation": "sigmoid"}),
     "keras_example": (1_199_882, {"trainer.batch_size": 128, "trainer.epochs": 12, "model.pool_size": 2,
                                   "model.dropout": 0.25, "model.dense_units": 128,
@@ -98,8 +98,8 @@ PRESETS = {  # name: (parameters, the keys that make the recipe)
     "keras_io_convnet": (34_826, {"trainer.batch_size": 128, "trainer.epochs": 15,
                                   "trainer.validation_split": 0.1, "model.pool_every": 1,
                                   "model.dense_units": None, "optimizer._target_": "keras.optimizers.Adam"}),
-    "fast": (108_618, {"trainer.batch_size": 256, "trainer.epochs": 3, "trainer.label_smoothing": 0.1,
-                       "schedule._target_": "mnist_hydra.schedules.cosine", "model.filters": [16, 32]}),
+    "fast": (108_618, {"trainer.batch_size": 256, "trainer.epochs": 3, "loss.label_smoothing": 0.1,
+                       "schedule._target_": "mnist_hydra.training.schedules.cosine", "model.filters": [16, 32]}),
     "best": (331_306, {"trainer.epochs": 15, "model.batch_norm": True, "trainer.augment.shift": 0.1,
                        "trainer.augment.rotation": 10.0, "model.filters": [32, 32, 64, 64]}),
 }
@@ -203,7 +203,7 @@ def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_
     sweep = subprocess.Popen(
         [sys.executable, "-m", "mnist_hydra.train", "-m", "hydra/launcher=submitit_local",
          "dataset.train_limit=2000", "dataset.test_limit=100", "trainer.epochs=3",
-         "trainer.batch_size=100", "logger=none", f"hydra.sweep.dir={tmp_path}"],
+         "trainer.batch_size=100", "tracker=none", f"hydra.sweep.dir={tmp_path}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import SMOKE, compose_train
+from conftest import SMOKE, compose_train, load_dataset
 
 METRIC_KEYS = {"test_loss", "test_accuracy", "params", "history", "epoch_seconds", "seed", "versions"}
 
@@ -48,7 +48,7 @@ def test_saved_model_loads_in_plain_keras_and_scores_as_reported(trained_run):
     metrics = check_run_folder(trained_run)
     import keras
 
-    from mnist_hydra.data import load_dataset, to_model_inputs
+    from mnist_hydra.data import to_model_inputs
 
     model = keras.models.load_model(trained_run / "model.keras")
     _, test = load_dataset(compose_train(["dataset.test_limit=200"]).dataset)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.errors import JobCrashed, first_line
 from mnist_hydra.files import file_lock, write_atomically, write_csv, write_json, write_text
-from mnist_hydra.run_folders import crashed
+from mnist_hydra.training.run_folders import crashed
 
 log = logging.getLogger(__name__)
 

@@ -153,10 +153,6 @@ def run_folder(resume: bool, new_folder: str, overrides) -> str:
     )
 
 
-def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("mnist_hydra.run_folder", run_folder, replace=True)
-
-
 class RunFolderGuard(Callback):
     """Claims a single run's folder before Hydra writes into it; refuses what a sweep cannot do.
 

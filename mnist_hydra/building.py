@@ -1,0 +1,26 @@
+"""One way to build every configured object: Hydra's `instantiate`, completed by the task.
+
+Each group's file names its class or function with `_target_` and `_partial_: true`; the
+task completes it with what only it knows (the model gets the input shape and the number of
+classes, the optimizer its learning rate, a tracker the run folder). Any failure is one line
+naming the group's target.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_hydra.errors import ConfigError, MnistHydraError, first_line
+
+
+def build(group: str, node: DictConfig, **completion):
+    target = node.get("_target_")
+    try:
+        partial = hydra.utils.instantiate(node)
+    except Exception as error:  # Hydra's InstantiationException wraps what went wrong
+        raise ConfigError(f"{group}._target_={target} cannot be built: {first_line(error)}") from None
+    try:
+        return partial(**completion)
+    except MnistHydraError:
+        raise  # already one line that names what is wrong
+    except Exception as error:
+        raise ConfigError(f"{group}._target_={target} raised {type(error).__name__}: {first_line(error)}") from None

@@ -1,0 +1,49 @@
+"""Datasets. A `dataset` config names a class (`_target_`) that reads one dataset: the IDX
+files of MNIST-like sets (`idx.py`) or class folders of images (`image_folder.py`). The rest
+of the package sees only what `Dataset` promises.
+"""
+
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+
+class Split(NamedTuple):
+    images: np.ndarray  # (n, height, width, channels) uint8
+    labels: np.ndarray  # (n,) class indices
+
+
+class Dataset:
+    """What a dataset gives the training task, evaluate and predict."""
+
+    name: str
+    class_names: list[str]
+    image_shape: tuple[int, int, int]  # height, width, channels
+
+    def __init__(self, name: str, image_size: int, channels: int, class_names: Optional[list],
+                 train_limit: Optional[int], test_limit: Optional[int]):
+        self.name = name
+        self.image_shape = (image_size, image_size, channels)
+        self.class_names = list(class_names) if class_names is not None else []
+        self.limits = (train_limit, test_limit)
+
+    def load(self) -> tuple[Split, Split]:
+        """The (train, test) splits, each cut to its limit (the first N images)."""
+        train, test = self.read()
+        return tuple(Split(split.images[:limit], split.labels[:limit])
+                     for split, limit in zip((train, test), self.limits))
+
+    def read(self) -> tuple[Split, Split]:
+        raise NotImplementedError
+
+    def prepare(self, path: Path) -> np.ndarray:
+        """A person's image file as the model takes it: (height, width, channels) floats in [0, 1]."""
+        raise NotImplementedError
+
+
+def to_model_inputs(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels scaled to [0, 1], and one-hot labels, as the recipe has them."""
+    images = split.images.astype(np.float32) / 255.0
+    one_hot = np.eye(num_classes, dtype=np.float32)[split.labels]
+    return images, one_hot

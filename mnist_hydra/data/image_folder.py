@@ -1,0 +1,170 @@
+"""Your own images: class folders of PNG or JPEG files, decoded once and cached.
+
+    path/train/<class>/*.png and path/test/<class>/*.png     (a split of your own), or
+    path/<class>/*.png                                       (split here by test_split, seeded)
+
+The class names are the folder names, sorted. Images are read with Pillow, converted to
+grayscale or RGB (`channels`) and resized to `image_size` x `image_size` when they are not
+that size already. The decoded arrays are cached (a .npz file keyed by every file's name,
+size and modification time, and the size and channels asked for), so a sweep's jobs decode
+a folder once.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mnist_hydra.data import Dataset, Split
+from mnist_hydra.data.digits import MAX_PIXELS
+from mnist_hydra.errors import DataError, ImageError, first_line
+from mnist_hydra.files import file_lock, write_atomically
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class ImageFolderDataset(Dataset):
+    def __init__(self, name: str, path: str, image_size: int, channels: int, class_names: Optional[list],
+                 test_split: float, seed: int, train_limit: Optional[int], test_limit: Optional[int],
+                 cache_dir: Optional[str] = None):
+        super().__init__(name, image_size, channels, None, train_limit, test_limit)
+        self.path, self.test_split, self.seed = Path(path).expanduser(), test_split, seed
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache()
+        self.asked_names = list(class_names) if class_names is not None else None
+
+    @property
+    def parts(self) -> dict:
+        if not self.path.is_dir():
+            raise DataError(f"dataset.path={self.path}: no such folder")
+        if (self.path / "train").is_dir() and (self.path / "test").is_dir():
+            return {"train": self.path / "train", "test": self.path / "test"}
+        return {"all": self.path}
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class folders' names, sorted (listed when first asked: predict needs no folder)."""
+        if not self._class_names:
+            parts = self.parts
+            classes = {part: _class_folders(folder) for part, folder in parts.items()}
+            if "test" in classes and classes["test"] != classes["train"]:
+                raise DataError(f"{parts['test']}: its classes {classes['test']} differ from "
+                                f"{parts['train']}'s {classes['train']}")
+            names = next(iter(classes.values()))
+            if self.asked_names is not None and self.asked_names != names:
+                raise DataError(f"dataset.class_names={self.asked_names} differ from the class folders "
+                                f"{names}; leave it null to take the folders' names")
+            self._class_names = names
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: list) -> None:
+        self._class_names = names
+
+    def read(self) -> tuple[Split, Split]:
+        arrays = self._decoded()
+        if "all" in arrays["parts"]:
+            return self._held_out(arrays["all_images"], arrays["all_labels"])
+        return (self._shuffled(arrays["train_images"], arrays["train_labels"]),
+                Split(arrays["test_images"], arrays["test_labels"]))
+
+    def prepare(self, path: Path) -> np.ndarray:
+        image, _ = _decode(Path(path), self.image_shape)
+        return image.astype(np.float32) / 255.0
+
+    def _decoded(self) -> dict:
+        """Every image of every part, from the cache when the files have not changed."""
+        files = {part: _image_files(folder, self.class_names) for part, folder in self.parts.items()}
+        key = hashlib.sha256(json.dumps([self.image_shape, [
+            (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+            for part in sorted(files) for path, _ in files[part]]]).encode()).hexdigest()[:32]
+        cached = self.cache_dir / f"{key}.npz"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.cache_dir / f"{key}.lock"):  # one job of a sweep decodes, the others wait
+            if cached.is_file():
+                log.info("Images of %s from the cache %s", self.path, cached)
+                with np.load(cached) as stored:
+                    return {**stored, "parts": list(files)}
+            arrays, resized = {}, 0
+            for part, listed in files.items():
+                images = []
+                for path, _ in listed:
+                    image, was_resized = _decode(path, self.image_shape)
+                    images.append(image)
+                    resized += was_resized
+                arrays[f"{part}_images"] = np.stack(images)
+                arrays[f"{part}_labels"] = np.array([label for _, label in listed], dtype=np.int64)
+            if resized:
+                log.warning("%d of %d images in %s were not %dx%d: resized", resized,
+                            sum(map(len, files.values())), self.path, *self.image_shape[:2])
+            write_atomically(cached, lambda temporary: np.savez(temporary, **arrays))
+            log.info("Decoded %d images of %s; cached in %s", sum(map(len, files.values())), self.path, cached)
+            return {**arrays, "parts": list(files)}
+
+    def _shuffled(self, images: np.ndarray, labels: np.ndarray) -> Split:
+        """In a seeded order: the files come class by class, and a validation split takes the last ones."""
+        order = np.random.default_rng(self.seed).permutation(len(labels))
+        return Split(images[order], labels[order])
+
+    def _held_out(self, images: np.ndarray, labels: np.ndarray) -> tuple[Split, Split]:
+        """test_split of each class's images for testing, chosen by the seed; the rest for training."""
+        rng = np.random.default_rng(self.seed)
+        test = []
+        for label, name in enumerate(self.class_names):
+            members = rng.permutation(np.flatnonzero(labels == label))
+            count = round(self.test_split * len(members))
+            if not 1 <= count < len(members):
+                raise DataError(f"{self.path / name}: {len(members)} images cannot be split by "
+                                f"dataset.test_split={self.test_split} into training and test images")
+            test.extend(members[:count])
+        is_test = np.zeros(len(labels), dtype=bool)
+        is_test[test] = True
+        return (self._shuffled(images[~is_test], labels[~is_test]),
+                Split(images[is_test], labels[is_test]))
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnist_hydra" / "image_folders"
+
+
+def _class_folders(folder: Path) -> list[str]:
+    names = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if len(names) < 2:
+        raise DataError(f"{folder}: {len(names)} class folder{'s' * (len(names) != 1)} "
+                        f"({', '.join(names) or 'none'}); a classifier needs at least two")
+    return names
+
+
+def _image_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    listed = []
+    for label, name in enumerate(class_names):
+        files = sorted(path for path in (folder / name).iterdir()
+                       if path.suffix.lower() in SUFFIXES and not path.name.startswith("."))
+        if not files:
+            raise DataError(f"{folder / name}: an empty class folder (no {', '.join(SUFFIXES)} files)")
+        listed += [(path, label) for path in files]
+    return listed
+
+
+def _decode(path: Path, shape: tuple) -> tuple[np.ndarray, bool]:
+    """One image as uint8 (height, width, channels), and whether it had to be resized."""
+    height, width, channels = shape
+    try:
+        with Image.open(path) as image:
+            if image.size[0] * image.size[1] > MAX_PIXELS:
+                raise ImageError(f"{path}: more than the {MAX_PIXELS:,} pixels allowed")
+            image = image.convert("L" if channels == 1 else "RGB")
+            resized = image.size != (width, height)
+            if resized:
+                image = image.resize((width, height), Image.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: not a readable image ({first_line(error)})") from None
+    except ImageError as error:
+        raise DataError(str(error)) from None
+    return pixels.reshape(height, width, channels), resized

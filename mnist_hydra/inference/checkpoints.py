@@ -1,0 +1,65 @@
+"""Finding a trained run, and loading its model safely, with what the run knew of its data."""
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_hydra.errors import CheckpointError, first_line
+
+
+class TrainedRun(NamedTuple):
+    model_path: Path
+    folder: Path
+    config: DictConfig       # the composed config the run saved (.hydra/config.yaml)
+    class_names: list[str]   # as the run's dataset named them (an image folder's, from its folders)
+    image_shape: tuple       # (height, width, channels) the model takes
+
+
+def open_run(ckpt_path) -> TrainedRun:
+    """The run of `ckpt_path`: a run folder, or a model file inside one."""
+    if ckpt_path is None or ckpt_path == "???":
+        raise CheckpointError("ckpt_path is required: a training run's folder or its model.keras, "
+                              "e.g. ckpt_path=outputs/2026-01-31/12-00-00-000000")
+    path = Path(ckpt_path).expanduser()
+    model_path = path / "model.keras" if path.is_dir() else path
+    if not model_path.is_file():
+        raise CheckpointError(f"ckpt_path={ckpt_path}: no such model file (expected a run folder "
+                              f"holding model.keras, or a .keras file)")
+    folder = model_path.parent
+    config_path = folder / ".hydra" / "config.yaml"
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path} is missing: cannot tell which dataset the model was trained on")
+    config = OmegaConf.load(config_path)
+    try:
+        record = json.loads((folder / "metrics.json").read_text())
+        class_names, image_shape = record["class_names"], tuple(record["image_shape"])
+    except (OSError, ValueError, KeyError):  # a folder put together by hand: the config's word
+        dataset = config.dataset
+        class_names = list(dataset.class_names or [])
+        image_shape = (dataset.image_size, dataset.image_size, dataset.get("channels", 1))
+    return TrainedRun(model_path, folder, config, class_names, image_shape)
+
+
+def ckpt_path_of(cfg: DictConfig):
+    return None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.ckpt_path
+
+
+def load_model(run: TrainedRun):
+    """Load with Keras' safe_mode on (a file that would run code when loaded is refused, not
+    run), and check that it takes the run's images and gives one output per class."""
+    import keras
+
+    try:
+        model = keras.models.load_model(run.model_path, safe_mode=True)
+    except Exception as error:  # Keras raises several kinds; each means the same to a user
+        raise CheckpointError(f"{run.model_path}: refused or unreadable as a Keras model: "
+                              f"{first_line(error)}") from None
+    expected_input, classes = (None, *run.image_shape), len(run.class_names)
+    if tuple(model.input_shape) != expected_input or tuple(model.output_shape) != (None, classes):
+        raise CheckpointError(
+            f"{run.model_path}: takes {tuple(model.input_shape)} and gives {tuple(model.output_shape)}, "
+            f"but its run's dataset {run.config.dataset.name} has {'x'.join(map(str, run.image_shape))} "
+            f"images and {classes} classes: not the model of this run")
+    return model

@@ -1,0 +1,59 @@
+"""Predicting people's own image files with a trained run's model.
+
+Each image is prepared the way the run's dataset prepares one (MNIST's digits: grayscale,
+inverted if dark on light, cropped, fitted into 20x20 and centred by mass; an image folder's:
+resized and converted to its channels). A file that cannot be used gets one line and the
+others are still predicted.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mnist_hydra.building import build
+from mnist_hydra.errors import ImageError
+from mnist_hydra.files import write_csv
+
+log = logging.getLogger(__name__)
+TOP = 3
+COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s in ("", "_probability")]
+
+
+def predict(ckpt_path, images: list, output_dir: Path) -> list[dict]:
+    from mnist_hydra.inference.checkpoints import load_model, open_run
+
+    run = open_run(ckpt_path)
+    if not images:
+        raise ImageError("images=[...] is empty: name at least one PNG or JPEG file")
+    class_names = run.class_names
+    model = load_model(run)
+    dataset = build("dataset", run.config.dataset)
+
+    prepared, paths, failures = [], [], []
+    for path in map(Path, images):
+        try:
+            prepared.append(dataset.prepare(path))
+            paths.append(path)
+        except ImageError as error:
+            log.error("%s", error)
+            failures.append(str(path))
+
+    rows = []
+    if prepared:
+        probabilities = model.predict(np.stack(prepared), verbose=0)
+        for path, probs in zip(paths, probabilities):
+            best = np.argsort(-probs)[:TOP]
+            row = {"path": str(path), "predicted": class_names[best[0]]}
+            for rank, index in enumerate(best, start=1):
+                row[f"top{rank}"] = class_names[index]
+                row[f"top{rank}_probability"] = round(float(probs[index]), 6)
+            rows.append(row)
+            top = ", ".join(f"{class_names[i]} {probs[i]:.1%}" for i in best)
+            print(f"{path}: {row['predicted']}   ({top})")
+
+    write_csv(output_dir / "predictions.csv", COLUMNS, rows)
+    log.info("Predictions in %s", output_dir / "predictions.csv")
+    if failures:
+        raise ImageError(f"{len(failures)} of {len(images)} images could not be read: {', '.join(failures)}")
+    return rows
