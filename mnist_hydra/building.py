@@ -9,7 +9,7 @@ naming the group's target.
 import hydra
 from omegaconf import DictConfig
 
-from mnist_hydra.errors import ConfigError, MnistHydraError, first_line
+from mnist_hydra.errors import ConfigError, MnistHydraError, first_line, underlying
 
 
 def build(group: str, node: DictConfig, **completion):
@@ -17,7 +17,9 @@ def build(group: str, node: DictConfig, **completion):
     try:
         partial = hydra.utils.instantiate(node)
     except Exception as error:  # Hydra's InstantiationException wraps what went wrong
-        raise ConfigError(f"{group}._target_={target} cannot be built: {first_line(error)}") from None
+        reason = underlying(error)
+        raise ConfigError(f"{group}._target_={target} cannot be built: "
+                          f"{type(reason).__name__}: {first_line(reason)}") from None
     try:
         return partial(**completion)
     except MnistHydraError:

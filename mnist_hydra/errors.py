@@ -36,6 +36,13 @@ class JobCrashed(MnistHydraError):
     """A sweep's job whose process died without a word (a signal, the OOM killer)."""
 
 
+def underlying(error: BaseException) -> BaseException:
+    """The error at the bottom of a chain (Hydra and OmegaConf wrap what really went wrong)."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return error
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, or its type's name when it has none."""
     text = str(error).strip()

@@ -1,5 +1,6 @@
 """Finding a trained run, and loading its model safely, with what the run knew of its data."""
 
+import importlib
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +52,7 @@ def load_model(run: TrainedRun):
     run), and check that it takes the run's images and gives one output per class."""
     import keras
 
+    _import_model_module(run)
     try:
         model = keras.models.load_model(run.model_path, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
@@ -63,3 +65,16 @@ def load_model(run: TrainedRun):
             f"but its run's dataset {run.config.dataset.name} has {'x'.join(map(str, run.image_shape))} "
             f"images and {classes} classes: not the model of this run")
     return model
+
+
+def _import_model_module(run: TrainedRun) -> None:
+    """Import the module of the run's model builder: a user's custom layers register themselves
+    with Keras there (keras.saving.register_keras_serializable), which loading needs."""
+    target = run.config.get("model", {}).get("_target_")
+    if not target or "." not in target:
+        return
+    try:
+        importlib.import_module(target.rsplit(".", 1)[0])
+    except ImportError as error:
+        raise CheckpointError(f"model._target_={target}: its module cannot be imported ({first_line(error)}); "
+                              f"put it on the Python path (PYTHONPATH) to load this run's model") from None

@@ -13,14 +13,16 @@ from hydra.utils import get_object
 from omegaconf import DictConfig
 
 from mnist_hydra.building import build
-from mnist_hydra.errors import ConfigError, first_line
+from mnist_hydra.errors import ConfigError, first_line, underlying
 
 
 def check_model(model_cfg: DictConfig, input_shape: tuple, num_classes: int) -> Optional[tuple[int, int]]:
     try:
         builder = get_object(model_cfg._target_)
     except Exception as error:  # Hydra wraps the ImportError or AttributeError
-        raise ConfigError(f"model._target_={model_cfg._target_} cannot be found: {first_line(error)}") from None
+        reason = underlying(error)
+        raise ConfigError(f"model._target_={model_cfg._target_} cannot be found: "
+                          f"{type(reason).__name__}: {first_line(reason)}") from None
     check = getattr(builder, "check_config", None)
     return check(model_cfg, input_shape, num_classes) if check else None
 

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from mnist_hydra.errors import RunFolderError
+from mnist_hydra.errors import RunFolderError, underlying
 from mnist_hydra.files import remove_temporaries
 
 LOCK = ".lock"
@@ -167,7 +167,7 @@ class RunFolderGuard(Callback):
         except RunFolderError as error:
             raise SystemExit(f"Refused: {error}") from None
         except InterpolationResolutionError as error:
-            reason = _underlying(error)  # OmegaConf wraps what the resolver raised
+            reason = underlying(error)  # OmegaConf wraps what the resolver raised
             if isinstance(reason, RunFolderError):
                 raise SystemExit(f"Refused: {reason}") from None
             raise
@@ -177,12 +177,6 @@ class RunFolderGuard(Callback):
             _refuse_sweep(config)
         except RunFolderError as error:
             raise SystemExit(f"Refused: {error}") from None
-
-
-def _underlying(error: BaseException) -> BaseException:
-    while error.__cause__ or error.__context__:
-        error = error.__cause__ or error.__context__
-    return error
 
 
 def _refuse_sweep(config: DictConfig) -> None:
