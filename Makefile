@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test test-fast lint bench clean
 
 # Reinstalled when pyproject.toml changes; an install that fails leaves no stamp.
 $(READY): pyproject.toml
@@ -22,6 +22,15 @@ train: $(READY)
 # subprocesses, one core each.
 test: $(READY)
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+# The edit-test loop: every test that runs in this process (no command line started, no
+# model trained by a fixture), in well under a minute. CI runs the whole suite (make test).
+test-fast: $(READY)
+	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
+
+lint: $(READY)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(READY)
 	$(BIN)/python benchmarks/epoch_overhead.py $(ARGS)

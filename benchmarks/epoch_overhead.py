@@ -25,18 +25,37 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 def run_plain(epochs: int, seed: int = 42) -> dict:
     result = subprocess.run(
         # Op determinism on, as in the framework's default recipe: like for like.
-        [sys.executable, str(HERE / "plain_keras.py"), "--epochs", str(epochs), "--seed", str(seed),
-         "--deterministic"],
-        capture_output=True, text=True, check=True, env=ENV,
+        [
+            sys.executable,
+            str(HERE / "plain_keras.py"),
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_framework(epochs: int, folder: Path) -> dict:
     subprocess.run(
-        [sys.executable, "-m", "mnist_hydra.train", f"trainer.epochs={epochs}",
-         f"hydra.run.dir={folder}", "trainer.verbose=0"],
-        capture_output=True, text=True, check=True, env=ENV,
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.train",
+            f"trainer.epochs={epochs}",
+            f"hydra.run.dir={folder}",
+            "trainer.verbose=0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV,
     )
     return json.loads((folder / "metrics.json").read_text())
 
@@ -59,10 +78,16 @@ def main() -> None:
                     record = run_framework(args.epochs, Path(scratch) / f"run{round_}")
                 seconds[name] += record["epoch_seconds"][1:]
                 accuracy[name].append(record["test_accuracy"])
-                print(f"round {round_ + 1}, {name}: epochs {[round(s, 1) for s in record['epoch_seconds']]} s,"
-                      f" test accuracy {record['test_accuracy']:.4f}", flush=True)
+                print(
+                    f"round {round_ + 1}, {name}: epochs {[round(s, 1) for s in record['epoch_seconds']]} s,"
+                    f" test accuracy {record['test_accuracy']:.4f}",
+                    flush=True,
+                )
 
-    print(f"\n{'':12} {'median s/epoch':>15} {'min':>7} {'max':>7}   (epochs 2..{args.epochs} of {args.rounds} runs)")
+    print(
+        f"\n{'':12} {'median s/epoch':>15} {'min':>7} {'max':>7}"
+        f"   (epochs 2..{args.epochs} of {args.rounds} runs)"
+    )
     for name, values in seconds.items():
         print(f"{name:12} {statistics.median(values):15.2f} {min(values):7.2f} {max(values):7.2f}")
     ratio = statistics.median(seconds["mnist_hydra"]) / statistics.median(seconds["plain Keras"])

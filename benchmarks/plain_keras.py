@@ -12,7 +12,6 @@ from pathlib import Path
 
 import keras
 from keras import layers
-
 from omegaconf import OmegaConf
 
 from mnist_hydra.data.idx import SHIPPED, read_idx
@@ -23,6 +22,7 @@ FILES = OmegaConf.load(Path(__file__).parents[1] / "conf" / "dataset" / "mnist.y
 
 def load(split):
     """The shipped MNIST files, read and checked as the framework does (not timed)."""
+
     def read(role):
         spec = FILES[f"{split}_{role}"]
         return read_idx(Path(str(SHIPPED / "mnist")) / f"{spec.file}.gz", spec.sha256, spec.bytes)
@@ -35,8 +35,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--deterministic", action="store_true",
-                        help="enable TensorFlow's op determinism, as the framework's default does")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="enable TensorFlow's op determinism, as the framework's default does",
+    )
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
@@ -46,19 +49,24 @@ def main():
 
     x_train, y_train = load("train")
     x_test, y_test = load("test")
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(3, 3)),
-        layers.Dropout(0.5),
-        layers.Flatten(),
-        layers.Dense(250, activation="sigmoid"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(3, 3)),
+            layers.Dropout(0.5),
+            layers.Flatten(),
+            layers.Dense(250, activation="sigmoid"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     # learning_rate=1.0: Keras <= 2.3's default for Adadelta, which the tutorial relied on.
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
-                  metrics=["accuracy"])
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.Adadelta(learning_rate=1.0),
+        metrics=["accuracy"],
+    )
     timer = EpochRecorder()  # the framework's own, so that both are timed alike
     model.fit(x_train, y_train, batch_size=500, epochs=args.epochs, verbose=2, callbacks=[timer])
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)

@@ -7,7 +7,8 @@ epochs, first included), seconds of the whole process, and the training throughp
 FLOP/s against the CPU's peak.
 
     python benchmarks/presets.py --preset fast --seeds 3
-    python benchmarks/presets.py --preset tutorial --seeds 1 --baseline-epochs 0 trainer.precision=bf16 trainer.epochs=2
+    python benchmarks/presets.py --preset tutorial --seeds 1 --baseline-epochs 0 \
+        trainer.precision=bf16 trainer.epochs=2
 
 Extra arguments are overrides for every preset run. `--baseline-epochs N` trains the plain
 baseline for N epochs (12 is the whole recipe; fewer gives its seconds per epoch, and its
@@ -35,24 +36,49 @@ DOCUMENTED_MODEL_FORWARD_FLOPS = 389_376 + 21_233_664 + 2_048_000 + 5_000
 def run_preset(preset: str, seed: int, overrides: list[str], folder: Path) -> dict:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "mnist_hydra.train", f"experiment={preset}", f"seed={seed}",
-         "tracker=none", "trainer.verbose=0", *overrides, f"hydra.run.dir={folder}"],
-        capture_output=True, text=True, check=True, env=ENV)
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.train",
+            f"experiment={preset}",
+            f"seed={seed}",
+            "tracker=none",
+            "trainer.verbose=0",
+            *overrides,
+            f"hydra.run.dir={folder}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV,
+    )
     record = json.loads((folder / "metrics.json").read_text())
-    return {"seed": seed, "process_seconds": time.perf_counter() - start,
-            "train_seconds": sum(record["epoch_seconds"]), "epoch_seconds": record["epoch_seconds"],
-            "test_accuracy": record["test_accuracy"], "train_images": record["train_images"],
-            "flops_per_example": training_flops(folder / "model.keras")}
+    return {
+        "seed": seed,
+        "process_seconds": time.perf_counter() - start,
+        "train_seconds": sum(record["epoch_seconds"]),
+        "epoch_seconds": record["epoch_seconds"],
+        "test_accuracy": record["test_accuracy"],
+        "train_images": record["train_images"],
+        "flops_per_example": training_flops(folder / "model.keras"),
+    }
 
 
 def run_plain(epochs: int, seed: int) -> dict:
     start = time.perf_counter()
     record = plain_keras_run(epochs, seed)
     seconds = sum(record["epoch_seconds"])
-    return {"seed": seed, "process_seconds": time.perf_counter() - start, "train_seconds": seconds,
-            "epoch_seconds": record["epoch_seconds"], "test_accuracy": record["test_accuracy"],
-            "train_images": 60000, "flops_per_example": 3 * DOCUMENTED_MODEL_FORWARD_FLOPS,
-            "recipe_seconds": seconds * RECIPE_EPOCHS / epochs, "extrapolated": epochs != RECIPE_EPOCHS}
+    return {
+        "seed": seed,
+        "process_seconds": time.perf_counter() - start,
+        "train_seconds": seconds,
+        "epoch_seconds": record["epoch_seconds"],
+        "test_accuracy": record["test_accuracy"],
+        "train_images": 60000,
+        "flops_per_example": 3 * DOCUMENTED_MODEL_FORWARD_FLOPS,
+        "recipe_seconds": seconds * RECIPE_EPOCHS / epochs,
+        "extrapolated": epochs != RECIPE_EPOCHS,
+    }
 
 
 def training_flops(model_path: Path) -> int:
@@ -81,7 +107,10 @@ def peak_flops() -> tuple[float, str]:
     mhz = float(next(line for line in cpuinfo.splitlines() if "MHz" in line).split(":")[1])
     lanes, isa = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2+FMA") if "fma" in flags else (4, "SSE")
     cores = len(os.sched_getaffinity(0))
-    return cores * mhz * 1e6 * 2 * lanes * 2, f"{cores} cores x {mhz:.0f} MHz x 2 FMA x {lanes} lanes x 2 ({isa})"
+    return (
+        cores * mhz * 1e6 * 2 * lanes * 2,
+        f"{cores} cores x {mhz:.0f} MHz x 2 FMA x {lanes} lanes x 2 ({isa})",
+    )
 
 
 def spread(values: list[float]) -> str:
@@ -94,43 +123,64 @@ def describe(name: str, runs: list[dict], peak: float) -> dict:
     accuracy = [run["test_accuracy"] for run in runs]
     train = [run["train_seconds"] for run in runs]
     process = [run["process_seconds"] for run in runs]
-    throughput = [run["train_images"] * len(run["epoch_seconds"]) * run["flops_per_example"]
-                  / run["train_seconds"] for run in runs]
+    throughput = [
+        run["train_images"] * len(run["epoch_seconds"]) * run["flops_per_example"] / run["train_seconds"]
+        for run in runs
+    ]
     print(f"\n{name} ({len(runs)} run{'s' * (len(runs) > 1)}, seeds {[run['seed'] for run in runs]})")
     print(f"  test accuracy     {spread(accuracy)}")
-    print(f"  training seconds  {spread(train)}   epochs: "
-          + "; ".join(", ".join(f"{s:.1f}" for s in run["epoch_seconds"]) for run in runs))
+    print(
+        f"  training seconds  {spread(train)}   epochs: "
+        + "; ".join(", ".join(f"{s:.1f}" for s in run["epoch_seconds"]) for run in runs)
+    )
     print(f"  process seconds   {spread(process)}")
-    print(f"  throughput        {statistics.mean(throughput) / 1e9:.1f} GFLOP/s "
-          f"({runs[0]['flops_per_example'] / 1e6:.1f} MFLOP per training example), "
-          f"{100 * statistics.mean(throughput) / peak:.0f}% of peak")
-    return {"name": name, "test_accuracy": accuracy, "train_seconds": train, "process_seconds": process,
-            "throughput_flops": throughput}
+    print(
+        f"  throughput        {statistics.mean(throughput) / 1e9:.1f} GFLOP/s "
+        f"({runs[0]['flops_per_example'] / 1e6:.1f} MFLOP per training example), "
+        f"{100 * statistics.mean(throughput) / peak:.0f}% of peak"
+    )
+    return {
+        "name": name,
+        "test_accuracy": accuracy,
+        "train_seconds": train,
+        "process_seconds": process,
+        "throughput_flops": throughput,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="fast", help="an experiment=<name> (conf/experiment/)")
     parser.add_argument("--seeds", type=int, default=3, help="runs, with seeds 1..N")
-    parser.add_argument("--baseline-epochs", type=int, default=RECIPE_EPOCHS,
-                        help="epochs of the plain Keras baseline (0: none)")
+    parser.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=RECIPE_EPOCHS,
+        help="epochs of the plain Keras baseline (0: none)",
+    )
     parser.add_argument("overrides", nargs="*", help="overrides for every preset run")
     args = parser.parse_args()
 
     peak, how = peak_flops()
     print(f"CPU peak (fp32): {peak / 1e9:.0f} GFLOP/s = {how}")
     with tempfile.TemporaryDirectory() as scratch:
-        runs = [run_preset(args.preset, seed, args.overrides, Path(scratch) / f"seed{seed}")
-                for seed in range(1, args.seeds + 1)]
+        runs = [
+            run_preset(args.preset, seed, args.overrides, Path(scratch) / f"seed{seed}")
+            for seed in range(1, args.seeds + 1)
+        ]
     results = {"preset": describe(f"experiment={args.preset} {' '.join(args.overrides)}".strip(), runs, peak)}
     if args.baseline_epochs:
         plain = run_plain(args.baseline_epochs, seed=1)
-        results["plain"] = describe(f"plain Keras, documented recipe, {args.baseline_epochs} epochs", [plain], peak)
+        results["plain"] = describe(
+            f"plain Keras, documented recipe, {args.baseline_epochs} epochs", [plain], peak
+        )
         recipe = plain["recipe_seconds"]
         note = f" (extrapolated from {args.baseline_epochs} epochs)" if plain["extrapolated"] else ""
         ratio = statistics.mean(results["preset"]["train_seconds"]) / recipe
-        print(f"\nTraining time, preset / plain documented recipe (12 epochs: {recipe:.1f} s{note}): "
-              f"{ratio:.3f}")
+        print(
+            f"\nTraining time, preset / plain documented recipe (12 epochs: {recipe:.1f} s{note}): "
+            f"{ratio:.3f}"
+        )
         results["ratio_train_seconds"] = ratio
     print(json.dumps(results))
 

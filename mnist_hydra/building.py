@@ -18,11 +18,14 @@ def build(group: str, node: DictConfig, **completion):
         partial = hydra.utils.instantiate(node)
     except Exception as error:  # Hydra's InstantiationException wraps what went wrong
         reason = underlying(error)
-        raise ConfigError(f"{group}._target_={target} cannot be built: "
-                          f"{type(reason).__name__}: {first_line(reason)}") from None
+        raise ConfigError(
+            f"{group}._target_={target} cannot be built: {type(reason).__name__}: {first_line(reason)}"
+        ) from None
     try:
         return partial(**completion)
     except MnistHydraError:
         raise  # already one line that names what is wrong
     except Exception as error:
-        raise ConfigError(f"{group}._target_={target} raised {type(error).__name__}: {first_line(error)}") from None
+        raise ConfigError(
+            f"{group}._target_={target} raised {type(error).__name__}: {first_line(error)}"
+        ) from None

@@ -23,15 +23,17 @@ PRECISIONS = ("fp32", "bf16")
 # Losses rank lowest first, and a search minimizes them.
 OBJECTIVES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
 SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
-MAX_IMAGE_SIZE = 1024         # pixels a side; past it one image alone is megabytes per layer
-MAX_THREADS = 256             # TensorFlow threads per op; more only adds contention
+MAX_IMAGE_SIZE = 1024  # pixels a side; past it one image alone is megabytes per layer
+MAX_THREADS = 256  # TensorFlow threads per op; more only adds contention
 
 
 # --- the typed bases, one per group ---------------------------------------------------
 
+
 @dataclass
 class PartialConfig:
     """A `_target_` that the task completes with arguments of its own."""
+
     _target_: str = MISSING
     _partial_: bool = True
 
@@ -72,6 +74,7 @@ class TrackerConfig(PartialConfig):
 
 
 # --- our files' schemas ---------------------------------------------------------------
+
 
 @dataclass
 class IDXFileConfig:
@@ -153,7 +156,7 @@ class MLflowTrackerConfig(TrackerConfig):
 
 @dataclass
 class AugmentConfig:
-    shift: float = MISSING     # fraction of the image's height/width
+    shift: float = MISSING  # fraction of the image's height/width
     rotation: float = MISSING  # degrees
 
 
@@ -214,12 +217,21 @@ def register_schemas() -> None:
     group_schemas = {
         "dataset": (DatasetConfig, {"idx": IDXDatasetConfig, "image_folder": ImageFolderConfig}),
         "model": (ModelConfig, {"cnn": CNNConfig}),
-        "optimizer": (OptimizerConfig, {"adadelta": AdadeltaConfig, "adam": AdamConfig, "sgd": SGDConfig,
-                                        "rmsprop": RMSpropConfig}),
+        "optimizer": (
+            OptimizerConfig,
+            {"adadelta": AdadeltaConfig, "adam": AdamConfig, "sgd": SGDConfig, "rmsprop": RMSpropConfig},
+        ),
         "schedule": (ScheduleConfig, {"constant": ScheduleConfig, "cosine": CosineScheduleConfig}),
         "loss": (LossConfig, {"cross_entropy": CrossEntropyConfig}),
-        "tracker": (TrackerConfig, {"tensorboard": TensorBoardTrackerConfig, "csv": CSVTrackerConfig,
-                                    "mlflow": MLflowTrackerConfig, "none": TrackerConfig}),
+        "tracker": (
+            TrackerConfig,
+            {
+                "tensorboard": TensorBoardTrackerConfig,
+                "csv": CSVTrackerConfig,
+                "mlflow": MLflowTrackerConfig,
+                "none": TrackerConfig,
+            },
+        ),
     }
     for group, (base, schemas) in group_schemas.items():
         store.store(group=f"schema/{group}", name="custom", node=_custom(base))
@@ -228,6 +240,7 @@ def register_schemas() -> None:
 
 
 # --- the checks -----------------------------------------------------------------------
+
 
 def machine_memory() -> int:
     """Bytes of physical memory."""
@@ -241,35 +254,58 @@ def _validate_memory(cfg: DictConfig, params: int, activations: int) -> None:
     needed = 4 * (4 * params + 2 * activations * cfg.trainer.batch_size)
     available = machine_memory()
     if needed >= available:
-        keys = " ".join(f"model.{key}={cfg.model[key]}" for key in ("filters", "dense_units") if key in cfg.model)
+        keys = " ".join(
+            f"model.{key}={cfg.model[key]}" for key in ("filters", "dense_units") if key in cfg.model
+        )
         raise ConfigError(
             f"{keys + ' with ' if keys else 'the model with '}trainer.batch_size={cfg.trainer.batch_size} "
             f"needs about {needed / 2**30:,.0f} GiB to train ({params:,} parameters), more than this "
-            f"machine's {available / 2**30:,.0f} GiB: use a smaller model or a smaller batch")
+            f"machine's {available / 2**30:,.0f} GiB: use a smaller model or a smaller batch"
+        )
 
 
 def _validate_dataset(dataset: DictConfig) -> None:
     for key in ("train_limit", "test_limit"):
-        require(dataset[key] is None or dataset[key] >= 1, f"dataset.{key}", dataset[key],
-                "a positive int, or null for the whole split")
-    require(1 <= dataset.image_size <= MAX_IMAGE_SIZE, "dataset.image_size", dataset.image_size,
-            f"pixels a side, from 1 to {MAX_IMAGE_SIZE}")
+        require(
+            dataset[key] is None or dataset[key] >= 1,
+            f"dataset.{key}",
+            dataset[key],
+            "a positive int, or null for the whole split",
+        )
+    require(
+        1 <= dataset.image_size <= MAX_IMAGE_SIZE,
+        "dataset.image_size",
+        dataset.image_size,
+        f"pixels a side, from 1 to {MAX_IMAGE_SIZE}",
+    )
     require(dataset.channels in (1, 3), "dataset.channels", dataset.channels, "1 (grayscale) or 3 (RGB)")
     if dataset.class_names is not None:
         names = list(dataset.class_names)
-        require(len(names) >= 2 and len(set(names)) == len(names), "dataset.class_names", names,
-                "at least two names, all different")
+        require(
+            len(names) >= 2 and len(set(names)) == len(names),
+            "dataset.class_names",
+            names,
+            "at least two names, all different",
+        )
     if "test_split" in dataset:
-        require(0.0 < dataset.test_split < 1.0, "dataset.test_split", dataset.test_split, "a fraction in (0, 1)")
+        require(
+            0.0 < dataset.test_split < 1.0, "dataset.test_split", dataset.test_split, "a fraction in (0, 1)"
+        )
 
 
 def validate(cfg: DictConfig) -> None:
     """Reject out-of-range values with one line naming the key; the types are Hydra's job."""
     from mnist_hydra.models import check_model
 
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(f"{key} is required (it is ??? in its file): set it, e.g. {key}=...")
     _validate_dataset(cfg.dataset)
-    require(SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1], "seed", cfg.seed,
-            f"an int from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
+    require(
+        SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1],
+        "seed",
+        cfg.seed,
+        f"an int from {SEED_RANGE[0]} to {SEED_RANGE[1]}",
+    )
     input_shape = (cfg.dataset.image_size, cfg.dataset.image_size, cfg.dataset.channels)
     # An image folder's classes are known once it is listed: at least two.
     num_classes = len(cfg.dataset.class_names) if cfg.dataset.class_names is not None else 2
@@ -279,44 +315,95 @@ def validate(cfg: DictConfig) -> None:
     require(trainer.batch_size >= 1, "trainer.batch_size", trainer.batch_size, "a positive int")
     if counts:
         _validate_memory(cfg, *counts)
-    require(0.0 <= trainer.validation_split < 1.0, "trainer.validation_split", trainer.validation_split,
-            "a fraction in [0, 1)")
+    require(
+        0.0 <= trainer.validation_split < 1.0,
+        "trainer.validation_split",
+        trainer.validation_split,
+        "a fraction in [0, 1)",
+    )
     require(trainer.verbose in ("auto", 0, 1, 2), "trainer.verbose", trainer.verbose, "one of auto, 0, 1, 2")
-    require(trainer.threads is None or 1 <= trainer.threads <= MAX_THREADS, "trainer.threads", trainer.threads,
-            f"an int from 1 to {MAX_THREADS}, or null for this job's share of the cores")
-    require(trainer.precision in PRECISIONS, "trainer.precision", trainer.precision,
-            f"one of {', '.join(PRECISIONS)}")
-    require(not (trainer.jit_compile and trainer.deterministic), "trainer.jit_compile", trainer.jit_compile,
-            "true only with trainer.deterministic=false (under op determinism Keras turns XLA off)")
-    require(trainer.steps_per_execution >= 1, "trainer.steps_per_execution", trainer.steps_per_execution,
-            "a positive int")
-    require(0.0 <= trainer.augment.shift < 0.5, "trainer.augment.shift", trainer.augment.shift,
-            "a fraction of the image in [0, 0.5); 0 for none")
-    require(0.0 <= trainer.augment.rotation <= 180.0, "trainer.augment.rotation", trainer.augment.rotation,
-            "degrees in [0, 180]; 0 for none")
+    require(
+        trainer.threads is None or 1 <= trainer.threads <= MAX_THREADS,
+        "trainer.threads",
+        trainer.threads,
+        f"an int from 1 to {MAX_THREADS}, or null for this job's share of the cores",
+    )
+    require(
+        trainer.precision in PRECISIONS,
+        "trainer.precision",
+        trainer.precision,
+        f"one of {', '.join(PRECISIONS)}",
+    )
+    require(
+        not (trainer.jit_compile and trainer.deterministic),
+        "trainer.jit_compile",
+        trainer.jit_compile,
+        "true only with trainer.deterministic=false (under op determinism Keras turns XLA off)",
+    )
+    require(
+        trainer.steps_per_execution >= 1,
+        "trainer.steps_per_execution",
+        trainer.steps_per_execution,
+        "a positive int",
+    )
+    require(
+        0.0 <= trainer.augment.shift < 0.5,
+        "trainer.augment.shift",
+        trainer.augment.shift,
+        "a fraction of the image in [0, 0.5); 0 for none",
+    )
+    require(
+        0.0 <= trainer.augment.rotation <= 180.0,
+        "trainer.augment.rotation",
+        trainer.augment.rotation,
+        "degrees in [0, 180]; 0 for none",
+    )
     if "label_smoothing" in cfg.loss:
-        require(0.0 <= cfg.loss.label_smoothing < 1.0, "loss.label_smoothing", cfg.loss.label_smoothing,
-                "a value in [0, 1)")
-    for key, low, high in (("warmup_epochs", 0.0, trainer.epochs), ("start_ratio", 0.0, 1.0),
-                           ("final_ratio", 0.0, 1.0)):
+        require(
+            0.0 <= cfg.loss.label_smoothing < 1.0,
+            "loss.label_smoothing",
+            cfg.loss.label_smoothing,
+            "a value in [0, 1)",
+        )
+    for key, low, high in (
+        ("warmup_epochs", 0.0, trainer.epochs),
+        ("start_ratio", 0.0, 1.0),
+        ("final_ratio", 0.0, 1.0),
+    ):
         if key in cfg.schedule:
-            require(low <= cfg.schedule[key] <= high, f"schedule.{key}", cfg.schedule[key],
-                    f"a value in [{low}, {high}]")
+            require(
+                low <= cfg.schedule[key] <= high,
+                f"schedule.{key}",
+                cfg.schedule[key],
+                f"a value in [{low}, {high}]",
+            )
     require(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
-    require(not cfg.objective.startswith("val_") or trainer.validation_split > 0, "objective", cfg.objective,
-            "test_accuracy or test_loss unless trainer.validation_split > 0")
+    require(
+        not cfg.objective.startswith("val_") or trainer.validation_split > 0,
+        "objective",
+        cfg.objective,
+        "test_accuracy or test_loss unless trainer.validation_split > 0",
+    )
     _validate_optimizer(cfg.optimizer)
 
 
 def _validate_optimizer(optimizer: DictConfig) -> None:
-    require(is_number(optimizer.learning_rate) and optimizer.learning_rate > 0, "optimizer.learning_rate",
-            optimizer.learning_rate, "a positive, finite float")
+    require(
+        is_number(optimizer.learning_rate) and optimizer.learning_rate > 0,
+        "optimizer.learning_rate",
+        optimizer.learning_rate,
+        "a positive, finite float",
+    )
     for key in ("rho", "momentum", "beta_1", "beta_2"):
         if key in optimizer:
             require(0.0 <= optimizer[key] < 1.0, f"optimizer.{key}", optimizer[key], "a value in [0, 1)")
     if "epsilon" in optimizer:
-        require(is_number(optimizer.epsilon) and optimizer.epsilon > 0, "optimizer.epsilon",
-                optimizer.epsilon, "a positive, finite float")
+        require(
+            is_number(optimizer.epsilon) and optimizer.epsilon > 0,
+            "optimizer.epsilon",
+            optimizer.epsilon,
+            "a positive, finite float",
+        )
 
 
 def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
@@ -325,12 +412,22 @@ def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
     split, batch = cfg.trainer.validation_split, cfg.trainer.batch_size
     kept = int(train_images * (1 - split))
     if split == 0:
-        require(batch <= train_images, "trainer.batch_size", batch, f"at most the {train_images} training images")
-    require(kept >= batch, "trainer.validation_split", split,
-            f"a fraction that leaves at least one batch ({batch}) of the {train_images} training images "
-            f"to train on; it leaves {kept}")
-    require(split == 0 or kept < train_images, "trainer.validation_split", split,
-            f"0, or a fraction that holds out at least one of the {train_images} training images")
+        require(
+            batch <= train_images, "trainer.batch_size", batch, f"at most the {train_images} training images"
+        )
+    require(
+        kept >= batch,
+        "trainer.validation_split",
+        split,
+        f"a fraction that leaves at least one batch ({batch}) of the {train_images} training images "
+        f"to train on; it leaves {kept}",
+    )
+    require(
+        split == 0 or kept < train_images,
+        "trainer.validation_split",
+        split,
+        f"0, or a fraction that holds out at least one of the {train_images} training images",
+    )
 
 
 def search_direction(objective: str) -> str:

@@ -11,9 +11,10 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from mnist_hydra.faults import kill_point
 

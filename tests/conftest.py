@@ -1,5 +1,6 @@
 """Shared fixtures: the real configs composed with Hydra's compose API, and CLI runs."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subp
     """Run `python -m module args` as a user would, from `cwd`."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "HYDRA_FULL_ERROR": "", **(env or {})},
     )
 
@@ -51,9 +55,23 @@ def trained_run(tmp_path_factory) -> Path:
     """A run folder with a model good enough to read digits (about 90% on 2,000 images)."""
     folder = tmp_path_factory.mktemp("trained") / "run"
     result = run_cli(
-        "mnist_hydra.train", "dataset.train_limit=2000", "dataset.test_limit=200",
-        "trainer.epochs=2", "trainer.batch_size=50", "optimizer=adam",  # default tracker: tensorboard
-        f"hydra.run.dir={folder}", cwd=folder.parent,
+        "mnist_hydra.train",
+        "dataset.train_limit=2000",
+        "dataset.test_limit=200",
+        "trainer.epochs=2",
+        "trainer.batch_size=50",
+        "optimizer=adam",  # default tracker: tensorboard
+        f"hydra.run.dir={folder}",
+        cwd=folder.parent,
     )
     assert result.returncode == 0, result.stderr
     return folder
+
+
+def pytest_collection_modifyitems(items):
+    """Mark as slow every test that starts a process or uses the trained run: what the
+    test's own code does decides, so a new test cannot be filed in the wrong set."""
+    for item in items:
+        source = inspect.getsource(item.function)
+        if "trained_run" in item.fixturenames or "run_cli(" in source or "subprocess." in source:
+            item.add_marker(pytest.mark.slow)

@@ -4,11 +4,11 @@ and `validate` rejects bad values with one line naming the key."""
 import sys
 
 import pytest
+from conftest import compose_train, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from conftest import compose_train, run_cli
 from mnist_hydra.config import check_split_sizes, validate
 from mnist_hydra.errors import ConfigError
 from mnist_hydra.models.cnn import ACTIVATIONS
@@ -50,23 +50,37 @@ def test_evaluate_and_predict_need_a_checkpoint(app, tmp_path):
 
 
 def test_issue_overrides_compose():
-    cfg = compose_train([
-        "model.filters=[16,32]", "model.kernel_size=5", "model.pool_size=2", "model.dropout=0.3",
-        "model.dense_units=128", "model.dense_activation=relu", "model.conv_activation=elu",
-        "optimizer=adam", "optimizer.learning_rate=1e-3", "trainer.epochs=3",
-        "trainer.batch_size=128", "dataset=fashion_mnist", "seed=7",
-    ])
+    cfg = compose_train(
+        [
+            "model.filters=[16,32]",
+            "model.kernel_size=5",
+            "model.pool_size=2",
+            "model.dropout=0.3",
+            "model.dense_units=128",
+            "model.dense_activation=relu",
+            "model.conv_activation=elu",
+            "optimizer=adam",
+            "optimizer.learning_rate=1e-3",
+            "trainer.epochs=3",
+            "trainer.batch_size=128",
+            "dataset=fashion_mnist",
+            "seed=7",
+        ]
+    )
     validate(cfg)
     assert cfg.optimizer.learning_rate == 1e-3 and cfg.seed == 7 and cfg.model.kernel_size == 5
 
 
-@pytest.mark.parametrize("override", [
-    "model.foo=1",                 # unknown key
-    "model.kernel_size=abc",       # wrong type
-    "trainer.epochs=1.5",
-    "optimizer=adam optimizer.momentum=0.9",  # a key Adam does not have
-    "seed=abc",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.foo=1",  # unknown key
+        "model.kernel_size=abc",  # wrong type
+        "trainer.epochs=1.5",
+        "optimizer=adam optimizer.momentum=0.9",  # a key Adam does not have
+        "seed=abc",
+    ],
+)
 def test_schema_rejects_unknown_keys_and_wrong_types(override):
     with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
         compose_train(override.split())
@@ -77,66 +91,79 @@ def test_each_optimizer_has_its_own_keys():
     assert compose_train(["optimizer.rho=0.9"]).optimizer.rho == 0.9
 
 
-@pytest.mark.parametrize("override,key", [
-    ("model.dropout=1.0", "model.dropout"),
-    ("model.dropout=-0.1", "model.dropout"),
-    ("model.dense_dropout=1.5", "model.dense_dropout"),
-    ("model.filters=[]", "model.filters"),
-    ("model.filters=[32,0]", "model.filters"),
-    ("model.kernel_size=0", "model.kernel_size"),
-    ("model.kernel_size=29", "model.kernel_size"),
-    ("model.filters=[16,32,64,128] model.kernel_size=9", "model.kernel_size"),  # shrinks below 9x9
-    ("model.pool_size=0", "model.pool_size"),
-    ("model.pool_size=25", "model.pool_size"),  # the two convs leave 24x24
-    ("model.pool_every=1 model.pool_size=5 model.filters=[8,8,8]", "model.pool_size"),
-    ("model.padding=full", "model.padding"),
-    ("model.conv_activation=relux", "model.conv_activation"),
-    ("model.dense_activation=softmax", "model.dense_activation"),
-    ("model.dense_units=[128,0]", "model.dense_units"),
-    ("model.dense_units=abc", "model.dense_units"),
-    ("trainer.epochs=0", "trainer.epochs"),
-    ("trainer.batch_size=0", "trainer.batch_size"),
-    ("trainer.validation_split=1.0", "trainer.validation_split"),
-    ("trainer.verbose=3", "trainer.verbose"),
-    ("optimizer.learning_rate=0", "optimizer.learning_rate"),
-    ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum"),
-    ("dataset.train_limit=0", "dataset.train_limit"),
-    ("dataset.test_limit=-5", "dataset.test_limit"),
-    # Values that once passed here and failed late inside TensorFlow (or ate the memory):
-    ("seed=-1", "seed"),
-    ("seed=4294967296", "seed"),
-    ("model.padding=same model.kernel_size=3000", "model.kernel_size"),
-    ("model.padding=same model.pool_size=29", "model.pool_size"),
-    ("dataset.image_size=0", "dataset.image_size"),
-    ("dataset.image_size=100000", "dataset.image_size"),
-    ("dataset.class_names=[only]", "dataset.class_names"),
-    ("dataset.class_names=[a,a,b]", "dataset.class_names"),
-    ("trainer.threads=100000", "trainer.threads"),
-    ("optimizer.learning_rate=inf", "optimizer.learning_rate"),
-    ("optimizer.learning_rate=nan", "optimizer.learning_rate"),
-    ("optimizer=adam optimizer.epsilon=inf", "optimizer.epsilon"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.dropout=-0.1", "model.dropout"),
+        ("model.dense_dropout=1.5", "model.dense_dropout"),
+        ("model.filters=[]", "model.filters"),
+        ("model.filters=[32,0]", "model.filters"),
+        ("model.kernel_size=0", "model.kernel_size"),
+        ("model.kernel_size=29", "model.kernel_size"),
+        ("model.filters=[16,32,64,128] model.kernel_size=9", "model.kernel_size"),  # shrinks below 9x9
+        ("model.pool_size=0", "model.pool_size"),
+        ("model.pool_size=25", "model.pool_size"),  # the two convs leave 24x24
+        ("model.pool_every=1 model.pool_size=5 model.filters=[8,8,8]", "model.pool_size"),
+        ("model.padding=full", "model.padding"),
+        ("model.conv_activation=relux", "model.conv_activation"),
+        ("model.dense_activation=softmax", "model.dense_activation"),
+        ("model.dense_units=[128,0]", "model.dense_units"),
+        ("model.dense_units=abc", "model.dense_units"),
+        ("trainer.epochs=0", "trainer.epochs"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("trainer.validation_split=1.0", "trainer.validation_split"),
+        ("trainer.verbose=3", "trainer.verbose"),
+        ("optimizer.learning_rate=0", "optimizer.learning_rate"),
+        ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum"),
+        ("dataset.train_limit=0", "dataset.train_limit"),
+        ("dataset.test_limit=-5", "dataset.test_limit"),
+        # Values that once passed here and failed late inside TensorFlow (or ate the memory):
+        ("seed=-1", "seed"),
+        ("seed=4294967296", "seed"),
+        ("model.padding=same model.kernel_size=3000", "model.kernel_size"),
+        ("model.padding=same model.pool_size=29", "model.pool_size"),
+        ("dataset.image_size=0", "dataset.image_size"),
+        ("dataset.image_size=100000", "dataset.image_size"),
+        ("dataset.class_names=[only]", "dataset.class_names"),
+        ("dataset.class_names=[a,a,b]", "dataset.class_names"),
+        ("trainer.threads=100000", "trainer.threads"),
+        ("optimizer.learning_rate=inf", "optimizer.learning_rate"),
+        ("optimizer.learning_rate=nan", "optimizer.learning_rate"),
+        ("optimizer=adam optimizer.epsilon=inf", "optimizer.epsilon"),
+    ],
+)
 def test_validate_rejects_bad_values_naming_the_key(override, key):
     cfg = compose_train(override.split())
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
         validate(cfg)
 
 
-@pytest.mark.parametrize("override", [
-    "model.filters=[100000]",                  # 1.6 billion parameters
-    "model.dense_units=[100000,100000]",       # 10 billion
-    "trainer.batch_size=100000000",            # the activations of a hundred million images
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.filters=[100000]",  # 1.6 billion parameters
+        "model.dense_units=[100000,100000]",  # 10 billion
+        "trainer.batch_size=100000000",  # the activations of a hundred million images
+    ],
+)
 def test_a_model_too_large_for_this_machines_memory_is_refused_naming_its_keys(override):
     with pytest.raises(ConfigError, match=r"model.filters=.* model.dense_units=.* trainer.batch_size=.* GiB"):
         validate(compose_train([override]))
 
 
-@pytest.mark.parametrize("overrides,images,key", [
-    (["trainer.validation_split=0.9"], 1000, "trainer.validation_split"),      # 100 left, batches of 500
-    (["trainer.validation_split=1e-17", "trainer.batch_size=100"], 300, "trainer.validation_split"),  # none held out
-    (["trainer.batch_size=500"], 300, "trainer.batch_size"),                  # fewer images than a batch
-])
+@pytest.mark.parametrize(
+    "overrides,images,key",
+    [
+        (["trainer.validation_split=0.9"], 1000, "trainer.validation_split"),  # 100 left, batches of 500
+        (
+            ["trainer.validation_split=1e-17", "trainer.batch_size=100"],
+            300,
+            "trainer.validation_split",
+        ),  # none held out
+        (["trainer.batch_size=500"], 300, "trainer.batch_size"),  # fewer images than a batch
+    ],
+)
 def test_split_sizes_are_checked_once_the_images_are_counted(overrides, images, key):
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
         check_split_sizes(compose_train(overrides), images)
@@ -159,9 +186,15 @@ def test_every_allowed_activation_is_a_keras_activation():
         assert callable(keras.activations.get(name)), name
 
 
-@pytest.mark.parametrize("name,cls", [
-    ("adadelta", "Adadelta"), ("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"),
-])
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("adadelta", "Adadelta"),
+        ("adam", "Adam"),
+        ("sgd", "SGD"),
+        ("rmsprop", "RMSprop"),
+    ],
+)
 def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
     from mnist_hydra.building import build
 
@@ -171,14 +204,18 @@ def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
     assert float(optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("model.dropout=1.5", "model.dropout=1.5 is not allowed: a rate in [0, 1)"),
-    ("model.conv_activation=relux", "model.conv_activation=relux is not allowed: one of"),
-    ("model.foo=1", "Key 'foo' not in 'CNNConfig'"),
-    ("dataset=cifar", "Could not find 'dataset/cifar'"),
-    ("model.padding=same model.kernel_size=3000", "model.kernel_size=3000 is not allowed: at most 28"),
-    ("seed=-1", "seed=-1 is not allowed: an int from 0 to 4294967295"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("model.dropout=1.5", "model.dropout=1.5 is not allowed: a rate in [0, 1)"),
+        ("model.conv_activation=relux", "model.conv_activation=relux is not allowed: one of"),
+        ("model.foo=1", "Key 'foo' not in 'CNNConfig'"),
+        ("dataset=cifar", "Could not find 'dataset/cifar'"),
+        ("model.padding=same model.kernel_size=3000", "model.kernel_size=3000 is not allowed: at most 28"),
+        ("seed=-1", "seed=-1 is not allowed: an int from 0 to 4294967295"),
+        ("dataset=image_folder", "dataset.path is required"),
+    ],
+)
 def test_cli_reports_a_bad_value_in_one_line_without_traceback(override, expected, tmp_path):
     result = run_cli("mnist_hydra.train", *override.split(), cwd=tmp_path)
     assert result.returncode != 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import compose_train, load_dataset
+
 from mnist_hydra.data import Split, idx, to_model_inputs
 from mnist_hydra.data.idx import parse_idx
 from mnist_hydra.errors import DataError
@@ -134,8 +134,10 @@ def test_fashion_mnist_falls_back_to_keras_download(tmp_path, monkeypatch):
         load_dataset(cfg)
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 def test_debian_fashion_mnist_loads():
     train, test = load_dataset(compose_train(["dataset=fashion_mnist"]).dataset)
     assert train.images.shape == (60000, 28, 28, 1) and len(test.labels) == 10000
@@ -147,7 +149,10 @@ def test_a_new_idx_dataset_is_one_yaml_file(tmp_path):
     (tmp_path / "dataset").mkdir()
     mnist_yaml = (Path(__file__).parents[1] / "conf" / "dataset" / "mnist.yaml").read_text()
     (tmp_path / "dataset" / "digits_again.yaml").write_text(
-        mnist_yaml.replace("name: mnist", "name: digits_again").replace("data_dir: null", f"data_dir: {MNIST_DIR}"))
+        mnist_yaml.replace("name: mnist", "name: digits_again").replace(
+            "data_dir: null", f"data_dir: {MNIST_DIR}"
+        )
+    )
     cfg = compose_train(["dataset=digits_again", f"hydra.searchpath=[file://{tmp_path}]"])
     train, test = load_dataset(cfg.dataset)
     assert (len(train.labels), len(test.labels)) == (60000, 10000)
@@ -169,8 +174,11 @@ def test_a_folder_with_only_some_files_is_named_not_downloaded_over(tmp_path, mo
     monkeypatch.setattr(idx, "_keras_download", lambda module: download())
     shutil.copy(MNIST_DIR / "train-labels-idx1-ubyte.gz", tmp_path)  # one of the four
     cfg = compose_train(["dataset=fashion_mnist", f"dataset.data_dir={tmp_path}"]).dataset
-    with pytest.raises(DataError, match=r"holds only some of fashion_mnist's files: train-images-idx3-ubyte\(.gz\), "
-                                        r"t10k-images-idx3-ubyte\(.gz\), t10k-labels-idx1-ubyte\(.gz\) missing"):
+    with pytest.raises(
+        DataError,
+        match=r"holds only some of fashion_mnist's files: train-images-idx3-ubyte\(.gz\), "
+        r"t10k-images-idx3-ubyte\(.gz\), t10k-labels-idx1-ubyte\(.gz\) missing",
+    ):
         load_dataset(cfg)
 
 

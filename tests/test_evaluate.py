@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import compose_train, run_cli
+
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.inference.checkpoints import TrainedRun, load_model
 from mnist_hydra.reporting.evaluation import classification_report
@@ -29,8 +29,9 @@ def test_training_writes_readable_plots(trained_run):
 
 
 def test_evaluate_matches_training_and_reports_per_class(trained_run, tmp_path):
-    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run}",
-                     f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.evaluate", f"ckpt_path={trained_run}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     trained = json.loads((trained_run / "metrics.json").read_text())
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -43,8 +44,12 @@ def test_evaluate_matches_training_and_reports_per_class(trained_run, tmp_path):
 
 
 def test_evaluate_takes_a_model_file_too(trained_run, tmp_path):
-    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run / 'model.keras'}",
-                     f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.evaluate",
+        f"ckpt_path={trained_run / 'model.keras'}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -75,7 +80,8 @@ def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):
     with zipfile.ZipFile(run / "model.keras", "w") as archive:
         archive.writestr("junk.txt", "not a model")
     for ckpt, expected in ((run, "refused or unreadable"), (tmp_path / "nowhere", "no such model file")):
-        result = run_cli("mnist_hydra.evaluate", f"ckpt_path={ckpt}",
-                         f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+        result = run_cli(
+            "mnist_hydra.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+        )
         assert result.returncode != 0
         assert expected in result.stderr and "Traceback" not in result.stderr

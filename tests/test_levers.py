@@ -4,8 +4,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import SMOKE, compose_train, run_cli
+
 from mnist_hydra.config import validate
 from mnist_hydra.errors import ConfigError
 
@@ -42,16 +42,21 @@ def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, cap
     assert ("no native bfloat16" in caplog.text) is not native
 
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.precision=fp16", "trainer.precision=fp16 is not allowed: one of fp32, bf16"),
-    ("trainer.steps_per_execution=0", "trainer.steps_per_execution=0 is not allowed"),
-    ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is not allowed"),
-    ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
-    ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
-    ("trainer.jit_compile=true", "trainer.jit_compile=True is not allowed: true only with "
-                                 "trainer.deterministic=false"),
-    ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20.0 is not allowed: a value in [0.0, 12]"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.precision=fp16", "trainer.precision=fp16 is not allowed: one of fp32, bf16"),
+        ("trainer.steps_per_execution=0", "trainer.steps_per_execution=0 is not allowed"),
+        ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is not allowed"),
+        ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
+        ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
+        (
+            "trainer.jit_compile=true",
+            "trainer.jit_compile=True is not allowed: true only with trainer.deterministic=false",
+        ),
+        ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20.0 is not allowed: a value in [0.0, 12]"),
+    ],
+)
 def test_levers_reject_values_out_of_range(override, message):
     overrides = ["schedule=cosine", override] if override.startswith("schedule.") else [override]
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -61,15 +66,21 @@ def test_levers_reject_values_out_of_range(override, message):
 def test_cosine_schedule_warms_up_then_decays_as_configured():
     import hydra
 
-    cfg = compose_train(["schedule=cosine", "schedule.warmup_epochs=1", "schedule.start_ratio=0.1",
-                         "schedule.final_ratio=0.01"])
+    cfg = compose_train(
+        [
+            "schedule=cosine",
+            "schedule.warmup_epochs=1",
+            "schedule.start_ratio=0.1",
+            "schedule.final_ratio=0.01",
+        ]
+    )
     schedule = hydra.utils.instantiate(cfg.schedule)(0.005, 10, 3)  # peak 5e-3, 10 steps/epoch, 3 epochs
     rate = lambda step: float(schedule(step))  # noqa: E731
     assert rate(0) == pytest.approx(0.0005)
-    assert rate(5) == pytest.approx(0.00275)                # half-way up
-    assert rate(10) == pytest.approx(0.005)                 # the peak after one epoch
+    assert rate(5) == pytest.approx(0.00275)  # half-way up
+    assert rate(10) == pytest.approx(0.005)  # the peak after one epoch
     assert rate(20) == pytest.approx(0.005 * (0.01 + 0.99 * 0.5))  # half-way down the cosine
-    assert rate(30) == pytest.approx(0.00005)               # final_ratio x peak
+    assert rate(30) == pytest.approx(0.00005)  # final_ratio x peak
     constant = hydra.utils.instantiate(compose_train().schedule)(1.0, 10, 3)
     assert constant == 1.0
 
@@ -85,8 +96,9 @@ def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
     batches, steps = training_batches(x, y, 4, seed=1, augment=no_augment)
     assert steps == 3
     stream = iter(batches)
-    epochs = [[int(label) for _ in range(steps) for label in np.argmax(next(stream)[1], axis=1)]
-              for _ in range(2)]
+    epochs = [
+        [int(label) for _ in range(steps) for label in np.argmax(next(stream)[1], axis=1)] for _ in range(2)
+    ]
     assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(10))
     assert epochs[0] != epochs[1]
     again, _ = training_batches(x, y, 4, seed=1, augment=no_augment)
@@ -123,13 +135,25 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
     run = tmp_path / "run"
     result = run_cli(
-        "mnist_hydra.train", *SMOKE, "trainer.precision=bf16", "trainer.jit_compile=true",
+        "mnist_hydra.train",
+        *SMOKE,
+        "trainer.precision=bf16",
+        "trainer.jit_compile=true",
         "trainer.deterministic=false",
-        "trainer.steps_per_execution=2", "loss.label_smoothing=0.1", "trainer.augment.shift=0.1",
-        "trainer.augment.rotation=10", "trainer.validation_split=0.2", "schedule=cosine",
-        "schedule.final_ratio=0.1", "optimizer=adam", "trainer.threads=1", f"hydra.run.dir={run}",
-        "model.filters=[8,16]", "model.dense_units=32",  # small: bf16 is emulated here, XLA compiles
-        cwd=tmp_path)
+        "trainer.steps_per_execution=2",
+        "loss.label_smoothing=0.1",
+        "trainer.augment.shift=0.1",
+        "trainer.augment.rotation=10",
+        "trainer.validation_split=0.2",
+        "schedule=cosine",
+        "schedule.final_ratio=0.1",
+        "optimizer=adam",
+        "trainer.threads=1",
+        f"hydra.run.dir={run}",
+        "model.filters=[8,16]",
+        "model.dense_units=32",  # small: bf16 is emulated here, XLA compiles
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     import json
 

@@ -1,6 +1,7 @@
 """The model factory: the documented graph, and what each model key changes."""
 
 from conftest import compose_train
+
 from mnist_hydra.models import build_model
 
 
@@ -15,9 +16,7 @@ def layers_of(model, kind):
 
 def test_default_is_the_documented_architecture():
     model = build()
-    summary = [
-        (type(layer).__name__, layer.output.shape[1:]) for layer in model.layers
-    ]
+    summary = [(type(layer).__name__, layer.output.shape[1:]) for layer in model.layers]
     assert summary == [
         ("InputLayer", (28, 28, 1)),
         ("Conv2D", (26, 26, 32)),
@@ -85,8 +84,9 @@ def test_batch_norm_sits_before_each_activation():
     assert len(layers_of(model, "BatchNormalization")) == 3  # two convs, one hidden dense
     names = [layer.name for layer in model.layers]
     assert names[1:4] == ["conv1", "conv1_bn", "conv1_relu"]
-    assert all(conv.activation.__name__ == "linear" and not conv.use_bias
-               for conv in layers_of(model, "Conv2D"))
+    assert all(
+        conv.activation.__name__ == "linear" and not conv.use_bias for conv in layers_of(model, "Conv2D")
+    )
 
 
 def test_classifier_has_one_unit_per_class():

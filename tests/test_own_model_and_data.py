@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compose_train, load_dataset, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import compose_train, load_dataset, run_cli
 from mnist_hydra.config import validate
 from mnist_hydra.errors import ConfigError, DataError
 
@@ -23,7 +23,7 @@ def write_digits(folder: Path, per_class: int = 40, first: int = 0) -> None:
     _, test = load_dataset(compose_train().dataset)
     for digit, name in CLASSES.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
-        for number, index in enumerate(np.flatnonzero(test.labels == digit)[first:first + per_class]):
+        for number, index in enumerate(np.flatnonzero(test.labels == digit)[first : first + per_class]):
             image = Image.fromarray(test.images[index, ..., 0])
             if number % 10 == 0:
                 image = image.resize((32, 32))
@@ -47,6 +47,7 @@ def folder_dataset(path, **keys):
 
 # --- image folders ----------------------------------------------------------------------
 
+
 def test_a_folder_of_classes_is_split_by_class_and_seed(digit_folder, caplog):
     with caplog.at_level(logging.WARNING):
         train, test = load_dataset(folder_dataset(digit_folder))
@@ -69,7 +70,9 @@ def test_mixed_sizes_are_resized_and_said_once(tmp_path, caplog):
     write_digits(tmp_path / "digits", per_class=20)
     with caplog.at_level(logging.WARNING, logger="mnist_hydra.data.image_folder"):
         load_dataset(folder_dataset(tmp_path / "digits"))
-    assert [r.message for r in caplog.records] == [f"6 of 60 images in {tmp_path / 'digits'} were not 28x28: resized"]
+    assert [r.message for r in caplog.records] == [
+        f"6 of 60 images in {tmp_path / 'digits'} were not 28x28: resized"
+    ]
 
 
 def test_decoded_once_then_read_from_the_cache_until_a_file_changes(tmp_path, monkeypatch):
@@ -95,14 +98,24 @@ def test_train_and_test_folders_and_colour(tmp_path):
     assert train.images.shape == (30, 28, 28, 3) and test.images.shape == (15, 28, 28, 3)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda root: (root / "zero").mkdir(), "an empty class folder"),
-    (lambda root: None, "1 class folder (one); a classifier needs at least two"),
-    (lambda root: (root / "zero").mkdir() or (root / "zero" / "bad.png").write_text("no image"),
-     "bad.png: not a readable image"),
-    (lambda root: [(root / "train" / n).mkdir(parents=True) for n in ("a", "b")]
-     and [(root / "test" / n).mkdir(parents=True) for n in ("a", "c")], "its classes ['a', 'c'] differ"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda root: (root / "zero").mkdir(), "an empty class folder"),
+        (lambda root: None, "1 class folder (one); a classifier needs at least two"),
+        (
+            lambda root: (root / "zero").mkdir() or (root / "zero" / "bad.png").write_text("no image"),
+            "bad.png: not a readable image",
+        ),
+        (
+            lambda root: (
+                [(root / "train" / n).mkdir(parents=True) for n in ("a", "b")]
+                and [(root / "test" / n).mkdir(parents=True) for n in ("a", "c")]
+            ),
+            "its classes ['a', 'c'] differ",
+        ),
+    ],
+)
 def test_a_bad_folder_is_named_in_one_line(tmp_path, make, message):
     root = tmp_path / "images"
     (root / "one").mkdir(parents=True)
@@ -113,6 +126,7 @@ def test_a_bad_folder_is_named_in_one_line(tmp_path, make, message):
 
 
 # --- a model of the user's ---------------------------------------------------------------
+
 
 def module_model(target: str):
     return OmegaConf.create({"_target_": target, "_partial_": True})
@@ -126,12 +140,21 @@ def raises(input_shape, num_classes):
     raise ValueError("this model cannot take 28x28 images")
 
 
-@pytest.mark.parametrize("target,message", [
-    ("nowhere.build", "model._target_=nowhere.build cannot be found: ModuleNotFoundError: No module named 'nowhere'"),
-    ("test_own_model_and_data.raises", "model._target_=test_own_model_and_data.raises raised ValueError: "
-                                       "this model cannot take 28x28 images"),
-    ("test_own_model_and_data.returns_a_number", "returned a int, not a Keras model"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        (
+            "nowhere.build",
+            "model._target_=nowhere.build cannot be found: ModuleNotFoundError: No module named 'nowhere'",
+        ),
+        (
+            "test_own_model_and_data.raises",
+            "model._target_=test_own_model_and_data.raises raised ValueError: "
+            "this model cannot take 28x28 images",
+        ),
+        ("test_own_model_and_data.returns_a_number", "returned a int, not a Keras model"),
+    ],
+)
 def test_a_model_target_that_cannot_build_is_one_line_naming_it(target, message):
     from mnist_hydra.models import build_model, check_model
 
@@ -142,19 +165,35 @@ def test_a_model_target_that_cannot_build_is_one_line_naming_it(target, message)
 
 def test_the_example_model_composes_with_its_own_sweepable_keys(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))
-    cfg = compose_train([f"hydra.searchpath=[file://{EXAMPLE / 'conf'}]", "model=small_resnet", "model.width=8"])
-    assert (cfg.model._target_, cfg.model.width, cfg.model.blocks) == ("small_resnet.build_small_resnet", 8, 2)
+    cfg = compose_train(
+        [f"hydra.searchpath=[file://{EXAMPLE / 'conf'}]", "model=small_resnet", "model.width=8"]
+    )
+    assert (cfg.model._target_, cfg.model.width, cfg.model.blocks) == (
+        "small_resnet.build_small_resnet",
+        8,
+        2,
+    )
     validate(cfg)
 
 
 def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(digit_folder, tmp_path):
     """As the README shows it: the example model on a folder of images."""
     env = {"PYTHONPATH": str(EXAMPLE), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = ["--config-dir", str(EXAMPLE / "conf"), "model=small_resnet", "model.width=8",
-               "dataset=image_folder", f"dataset.path={digit_folder}", "optimizer=adam", "debug=smoke",
-               "trainer.batch_size=16", "trainer.epochs=2"]
-    killed = run_cli("mnist_hydra.train", *command, cwd=tmp_path,
-                     env={**env, "MNIST_HYDRA_TEST_KILL_AT": "batch@8"})  # in epoch 2
+    command = [
+        "--config-dir",
+        str(EXAMPLE / "conf"),
+        "model=small_resnet",
+        "model.width=8",
+        "dataset=image_folder",
+        f"dataset.path={digit_folder}",
+        "optimizer=adam",
+        "debug=smoke",
+        "trainer.batch_size=16",
+        "trainer.epochs=2",
+    ]
+    killed = run_cli(
+        "mnist_hydra.train", *command, cwd=tmp_path, env={**env, "MNIST_HYDRA_TEST_KILL_AT": "batch@8"}
+    )  # in epoch 2
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = run_cli("mnist_hydra.train", *command, "resume=true", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
@@ -163,18 +202,41 @@ def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(di
     assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 2
     assert metrics["class_names"] == ["one", "seven", "zero"] and metrics["image_shape"] == [28, 28, 1]
 
-    evaluated = run_cli("mnist_hydra.evaluate", f"ckpt_path={run.parent}", f"hydra.run.dir={tmp_path / 'eval'}",
-                        cwd=tmp_path, env=env)  # loads the custom layer under safe_mode
+    evaluated = run_cli(
+        "mnist_hydra.evaluate",
+        f"ckpt_path={run.parent}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=tmp_path,
+        env=env,
+    )  # loads the custom layer under safe_mode
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+    assert (
+        json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"]
+        == metrics["test_accuracy"]
+    )
 
-    predicted = run_cli("mnist_hydra.predict", f"ckpt_path={run.parent}", f"images=[{digit_folder / 'one' / '2.png'}]",
-                        f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path, env=env)
+    predicted = run_cli(
+        "mnist_hydra.predict",
+        f"ckpt_path={run.parent}",
+        f"images=[{digit_folder / 'one' / '2.png'}]",
+        f"hydra.run.dir={tmp_path / 'predict'}",
+        cwd=tmp_path,
+        env=env,
+    )
     assert predicted.returncode == 0, predicted.stderr
-    assert "2.png: " in predicted.stdout and predicted.stdout.split(": ")[1].split()[0] in metrics["class_names"]
+    assert (
+        "2.png: " in predicted.stdout and predicted.stdout.split(": ")[1].split()[0] in metrics["class_names"]
+    )
 
-    swept = run_cli("mnist_hydra.train", "-m", *command, "model.width=4,8", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                    cwd=tmp_path, env=env)
+    swept = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        *command,
+        "model.width=4,8",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+        env=env,
+    )
     assert swept.returncode == 0, swept.stderr
     assert "Sweep summary (2 jobs, 0 not ok)" in swept.stdout
     assert "from the cache" in (tmp_path / "sweep" / "1" / "train.log").read_text()

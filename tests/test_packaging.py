@@ -8,7 +8,9 @@ import zipfile
 def test_wheel_carries_conf_and_mnist(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), "."],
-        check=True, timeout=300, cwd=__file__.rsplit("/tests/", 1)[0],
+        check=True,
+        timeout=300,
+        cwd=__file__.rsplit("/tests/", 1)[0],
     )
     (wheel,) = tmp_path.glob("mnist_hydra-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -29,12 +31,23 @@ def test_wheel_carries_conf_and_mnist(tmp_path):
 
     # Installed on its own, it composes its packaged config from an unrelated folder.
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
-                    "--target", str(site), str(wheel)], check=True, timeout=300)
-    code = ("import mnist_hydra, sys; print(mnist_hydra.__file__); "
-            "sys.argv = ['x', '--cfg', 'job']; import runpy; "
-            "runpy.run_module('mnist_hydra.train', run_name='__main__')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, env={"PYTHONPATH": str(site), "PATH": "/usr/bin"})
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=300,
+    )
+    code = (
+        "import mnist_hydra, sys; print(mnist_hydra.__file__); "
+        "sys.argv = ['x', '--cfg', 'job']; import runpy; "
+        "runpy.run_module('mnist_hydra.train', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(site)) and "filters:" in result.stdout

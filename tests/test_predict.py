@@ -4,9 +4,9 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import compose_train, load_dataset, run_cli
 from PIL import Image
 
-from conftest import compose_train, load_dataset, run_cli
 from mnist_hydra.data.digits import load_digit, to_mnist_style
 from mnist_hydra.errors import ImageError
 
@@ -27,11 +27,11 @@ def test_an_mnist_digit_comes_back_nearly_unchanged():
 def test_dark_on_light_photo_is_inverted_cropped_and_centred():
     images, _ = mnist_test_images()
     digit = images[0] / 255.0
-    photo = np.full((200, 150), 0.9)           # light grey paper, digit off-centre
+    photo = np.full((200, 150), 0.9)  # light grey paper, digit off-centre
     big = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((84, 84))) / 255.0
-    photo[10:94, 50:134] -= 0.8 * big          # dark ink
+    photo[10:94, 50:134] -= 0.8 * big  # dark ink
     prepared = to_mnist_style(photo)
-    assert prepared[0].max() == 0 and prepared[:, 0].max() == 0   # black background again
+    assert prepared[0].max() == 0 and prepared[:, 0].max() == 0  # black background again
     ys, xs = np.indices(prepared.shape)
     assert abs((ys * prepared).sum() / prepared.sum() - 14) <= 1
     assert abs((xs * prepared).sum() / prepared.sum() - 14) <= 1
@@ -71,17 +71,24 @@ def test_predict_reads_digits_and_skips_bad_files(trained_run, tmp_path):
     bad = ["broken.png", "bomb.png", "specks.png"]
     paths += [tmp_path / name for name in bad]
 
-    result = run_cli("mnist_hydra.predict", f"ckpt_path={trained_run}",
-                     f"images=[{','.join(map(str, paths))}]", f"hydra.run.dir={tmp_path / 'out'}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.predict",
+        f"ckpt_path={trained_run}",
+        f"images=[{','.join(map(str, paths))}]",
+        f"hydra.run.dir={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1  # three images were bad ...
     assert all(name in result.stderr for name in bad) and "Traceback" not in result.stderr
     with open(tmp_path / "out" / "predictions.csv") as file:
         rows = {row["path"]: row for row in csv.DictReader(file)}
     assert len(rows) == 40  # ... and the other 40 were still predicted
     for kind in ("digit", "photo"):
-        right = sum(rows[str(tmp_path / f"{kind}{i}.{'png' if kind == 'digit' else 'jpg'}")]["predicted"]
-                    == str(labels[i]) for i in chosen)
+        right = sum(
+            rows[str(tmp_path / f"{kind}{i}.{'png' if kind == 'digit' else 'jpg'}")]["predicted"]
+            == str(labels[i])
+            for i in chosen
+        )
         assert right >= (20 if kind == "digit" else 18), f"{kind}: only {right} of 20 right"
     row = next(iter(rows.values()))
     probabilities = [float(row[f"top{r}_probability"]) for r in (1, 2, 3)]
@@ -98,8 +105,12 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("width,height", [(20000, 20000), (8000, 8000)])  # past Pillow's limit, past ours
@@ -141,8 +152,11 @@ def test_predict_and_evaluate_refuse_a_model_that_does_not_fit_its_run(trained_r
     run = a_run_whose_model_does_not_fit(trained_run, tmp_path)
     Image.fromarray(mnist_test_images()[0][0]).save(tmp_path / "digit.png")
     for app, args in (("predict", [f"images=[{tmp_path / 'digit.png'}]"]), ("evaluate", [])):
-        result = run_cli(f"mnist_hydra.{app}", f"ckpt_path={run}", *args,
-                         f"hydra.run.dir={tmp_path / app}", cwd=tmp_path)
+        result = run_cli(
+            f"mnist_hydra.{app}", f"ckpt_path={run}", *args, f"hydra.run.dir={tmp_path / app}", cwd=tmp_path
+        )
         assert result.returncode == 1, app
-        assert "gives (None, 5), but its run's dataset mnist has 28x28x1 images and 10 classes" in result.stderr
+        assert (
+            "gives (None, 5), but its run's dataset mnist has 28x28x1 images and 10 classes" in result.stderr
+        )
         assert "Traceback" not in result.stderr

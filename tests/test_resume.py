@@ -11,12 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 # Three steps per epoch, three epochs: small, and still with a middle to be killed in.
-ARGS = ["dataset.train_limit=300", "dataset.test_limit=100", "trainer.epochs=3",
-        "trainer.batch_size=100", "tracker=csv"]
+ARGS = [
+    "dataset.train_limit=300",
+    "dataset.test_limit=100",
+    "trainer.epochs=3",
+    "trainer.batch_size=100",
+    "tracker=csv",
+]
 KILL_AT = "MNIST_HYDRA_TEST_KILL_AT"
 
 
@@ -34,17 +38,23 @@ def killed_run(cwd: Path, point: str) -> Path:
 
 def files_of(folder: Path) -> dict:
     """Every file below `folder`, hidden ones too, with its bytes and modification time."""
-    return {path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
-@pytest.mark.parametrize("point,epochs_kept", [
-    ("batch@5", 1),                    # in the middle of epoch 2
-    ("write:epoch-2.weights.h5", 1),   # while the backup's weights are written
-    ("write:state.json@2", 1),         # between the weights and the epoch count
-    ("write:model.keras", 3),          # while the trained model is saved
-    ("write:metrics.json@2", 3),       # while the final metrics.json is written
-])
+@pytest.mark.parametrize(
+    "point,epochs_kept",
+    [
+        ("batch@5", 1),  # in the middle of epoch 2
+        ("write:epoch-2.weights.h5", 1),  # while the backup's weights are written
+        ("write:state.json@2", 1),  # between the weights and the epoch count
+        ("write:model.keras", 3),  # while the trained model is saved
+        ("write:metrics.json@2", 3),  # while the final metrics.json is written
+    ],
+)
 def test_a_kill_at_any_point_resumes_with_each_epoch_once(tmp_path, point, epochs_kept):
     folder = killed_run(tmp_path, point)
     before = json.loads((folder / "epochs.json").read_text())
@@ -67,9 +77,13 @@ def test_a_kill_at_any_point_resumes_with_each_epoch_once(tmp_path, point, epoch
 
 
 def test_sigterm_is_recorded_as_interrupted(tmp_path):
-    run = subprocess.Popen([sys.executable, "-m", "mnist_hydra.train", *ARGS, "dataset.train_limit=3000",
-                            "trainer.epochs=20"], cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mnist_hydra.train", *ARGS, "dataset.train_limit=3000", "trainer.epochs=20"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and run.poll() is None:
         if list(tmp_path.glob("outputs/*/*/backup/state.json")):
@@ -112,8 +126,10 @@ def test_a_live_runs_folder_is_refused_and_left_alone(tmp_path):
 def test_two_resumes_at_once_never_share_the_folder(tmp_path):
     folder = killed_run(tmp_path, "batch@5")
     command = [sys.executable, "-m", "mnist_hydra.train", *ARGS, "resume=true"]
-    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outcomes = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
     (finished, _), (refused, message) = outcomes
     assert (finished, refused) == (0, 1), message
@@ -125,12 +141,17 @@ def test_two_resumes_at_once_never_share_the_folder(tmp_path):
 
 def test_a_completed_run_is_refused_and_left_byte_identical(tmp_path):
     folder = tmp_path / "run"
-    assert run_cli("mnist_hydra.train", *ARGS, "trainer.epochs=1", f"hydra.run.dir={folder}",
-                   cwd=tmp_path).returncode == 0
+    assert (
+        run_cli(
+            "mnist_hydra.train", *ARGS, "trainer.epochs=1", f"hydra.run.dir={folder}", cwd=tmp_path
+        ).returncode
+        == 0
+    )
     before = files_of(folder)
     for how in ([], ["trainer.epochs=2"]):
-        result = run_cli("mnist_hydra.train", *ARGS, "trainer.epochs=1", *how, f"hydra.run.dir={folder}",
-                         cwd=tmp_path)
+        result = run_cli(
+            "mnist_hydra.train", *ARGS, "trainer.epochs=1", *how, f"hydra.run.dir={folder}", cwd=tmp_path
+        )
         assert result.returncode == 1
         assert "holds a completed run, which is never overwritten" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -148,8 +169,9 @@ def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_pat
     before = files_of(folder)
 
     text = (user_conf / "mine.yaml").read_text()
-    (user_conf / "mine.yaml").write_text(text.replace("deterministic: true", "deterministic: false")
-                                         .replace("verbose: auto", "verbose: 2"))
+    (user_conf / "mine.yaml").write_text(
+        text.replace("deterministic: true", "deterministic: false").replace("verbose: auto", "verbose: 2")
+    )
     result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 1
     assert "holds a run with another config" in result.stderr
@@ -168,8 +190,9 @@ def test_a_sweep_refuses_resume_and_another_sweeps_folder(tmp_path):
     sweep = tmp_path / "sweep"
     (sweep / "0" / ".hydra").mkdir(parents=True)
     before = files_of(sweep)
-    result = run_cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", f"hydra.sweep.dir={sweep}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
     assert result.returncode == 1 and "already holds another sweep's jobs" in result.stderr
     assert files_of(sweep) == before and not (sweep / "summary.csv").exists()
 

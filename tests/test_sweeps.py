@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SMOKE, compose_train, run_cli
+
 from mnist_hydra.reporting.sweep_summary import collect_rows, ranked, swept_keys, write_summary
 
 TINY = SMOKE
@@ -32,14 +32,23 @@ def run_record(job: Path) -> dict:
 
 # --- the summary, on made-up rows -------------------------------------------------------
 
+
 def row(job, status="ok", **metrics):
-    return {"job": job, "status": status, "overrides": [f"model.dropout=0.{job}", "trainer.epochs=1"],
-            **metrics}
+    return {
+        "job": job,
+        "status": status,
+        "overrides": [f"model.dropout=0.{job}", "trainer.epochs=1"],
+        **metrics,
+    }
 
 
 def test_ranked_puts_the_best_first_and_jobs_without_the_metric_last():
-    rows = [row("1", test_accuracy=0.5, test_loss=0.9), row("2", "failed", error="ValueError: x"),
-            row("3", test_accuracy=0.7, test_loss=0.4), row("10", test_accuracy=float("nan"))]
+    rows = [
+        row("1", test_accuracy=0.5, test_loss=0.9),
+        row("2", "failed", error="ValueError: x"),
+        row("3", test_accuracy=0.7, test_loss=0.4),
+        row("10", test_accuracy=float("nan")),
+    ]
     assert [r["job"] for r in ranked(rows, "test_accuracy")] == ["3", "1", "2", "10"]
     assert [r["job"] for r in ranked(rows, "test_loss")] == ["3", "1", "2", "10"]  # lowest loss first
 
@@ -51,12 +60,16 @@ def test_swept_keys_are_the_overrides_that_differ():
 
 
 def test_summary_files_name_the_failure(tmp_path):
-    rows = [row("1", test_accuracy=0.5, params=10, seconds=2.0),
-            row("2", "failed", error="ConfigError: model.dropout=1.5 is not allowed")]
+    rows = [
+        row("1", test_accuracy=0.5, params=10, seconds=2.0),
+        row("2", "failed", error="ConfigError: model.dropout=1.5 is not allowed"),
+    ]
     table = write_summary(tmp_path, rows, "test_accuracy")
     written = read_summary(tmp_path)
-    assert [(r["job"], r["model.dropout"], r["status"]) for r in written] == [("1", "0.1", "ok"),
-                                                                             ("2", "0.2", "failed")]
+    assert [(r["job"], r["model.dropout"], r["status"]) for r in written] == [
+        ("1", "0.1", "ok"),
+        ("2", "0.2", "failed"),
+    ]
     assert written[1]["error"] == "ConfigError: model.dropout=1.5 is not allowed"
     assert table in (tmp_path / "summary.md").read_text()
     assert "| 2 | 0.2 | failed |" in table
@@ -74,8 +87,15 @@ def unended_job(sweep: Path, status: str) -> Path:
 
 def test_jobs_that_never_ended_are_listed_by_their_run_status(tmp_path):
     unended_job(tmp_path, "interrupted")
-    assert collect_rows(tmp_path) == [{"job": "0", "overrides": ["model.dropout=0.3"], "status": "interrupted",
-                     "params": 5, "run_status": "interrupted"}]
+    assert collect_rows(tmp_path) == [
+        {
+            "job": "0",
+            "overrides": ["model.dropout=0.3"],
+            "status": "interrupted",
+            "params": 5,
+            "run_status": "interrupted",
+        }
+    ]
 
 
 def test_a_running_job_whose_process_is_gone_is_listed_as_crashed(tmp_path):
@@ -90,18 +110,59 @@ def test_a_running_job_whose_process_is_gone_is_listed_as_crashed(tmp_path):
 # --- experiment presets -----------------------------------------------------------------
 
 PRESETS = {  # name: (parameters, the keys that make the recipe)
-    "tutorial": (1_045_576, {"trainer.batch_size": 500, "trainer.epochs": 12, "optimizer.learning_rate": 1.0,
-                         "model.pool_size": 3, "model.dense_activation": "sigmoid"}),
-    "keras_example": (1_199_882, {"trainer.batch_size": 128, "trainer.epochs": 12, "model.pool_size": 2,
-                                  "model.dropout": 0.25, "model.dense_units": 128,
-                                  "model.dense_dropout": 0.5, "optimizer.learning_rate": 1.0}),
-    "keras_io_convnet": (34_826, {"trainer.batch_size": 128, "trainer.epochs": 15,
-                                  "trainer.validation_split": 0.1, "model.pool_every": 1,
-                                  "model.dense_units": None, "optimizer._target_": "keras.optimizers.Adam"}),
-    "fast": (108_618, {"trainer.batch_size": 256, "trainer.epochs": 3, "loss.label_smoothing": 0.1,
-                       "schedule._target_": "mnist_hydra.training.schedules.cosine", "model.filters": [16, 32]}),
-    "best": (331_306, {"trainer.epochs": 15, "model.batch_norm": True, "trainer.augment.shift": 0.1,
-                       "trainer.augment.rotation": 10.0, "model.filters": [32, 32, 64, 64]}),
+    "tutorial": (
+        1_045_576,
+        {
+            "trainer.batch_size": 500,
+            "trainer.epochs": 12,
+            "optimizer.learning_rate": 1.0,
+            "model.pool_size": 3,
+            "model.dense_activation": "sigmoid",
+        },
+    ),
+    "keras_example": (
+        1_199_882,
+        {
+            "trainer.batch_size": 128,
+            "trainer.epochs": 12,
+            "model.pool_size": 2,
+            "model.dropout": 0.25,
+            "model.dense_units": 128,
+            "model.dense_dropout": 0.5,
+            "optimizer.learning_rate": 1.0,
+        },
+    ),
+    "keras_io_convnet": (
+        34_826,
+        {
+            "trainer.batch_size": 128,
+            "trainer.epochs": 15,
+            "trainer.validation_split": 0.1,
+            "model.pool_every": 1,
+            "model.dense_units": None,
+            "optimizer._target_": "keras.optimizers.Adam",
+        },
+    ),
+    "fast": (
+        108_618,
+        {
+            "trainer.batch_size": 256,
+            "trainer.epochs": 3,
+            "loss.label_smoothing": 0.1,
+            "schedule._target_": "mnist_hydra.training.schedules.cosine",
+            "model.filters": [16, 32],
+        },
+    ),
+    "best": (
+        331_306,
+        {
+            "trainer.epochs": 15,
+            "model.batch_norm": True,
+            "trainer.augment.shift": 0.1,
+            "trainer.augment.rotation": 10.0,
+            "model.filters": [32, 32, 64, 64],
+        },
+    ),
 }
 
 
@@ -116,8 +177,15 @@ def test_experiment_presets_compose_to_their_recipe(name):
 
 
 def test_every_preset_trains_for_an_epoch(tmp_path):
-    result = run_cli("mnist_hydra.train", "-m", f"experiment={','.join(PRESETS)}", *TINY,
-                     "trainer.validation_split=0.1", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        f"experiment={','.join(PRESETS)}",
+        *TINY,
+        "trainer.validation_split=0.1",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     rows = {r["experiment"]: r for r in read_summary(tmp_path)}
     assert {name: int(rows[name]["params"]) for name in PRESETS} == {n: p for n, (p, _) in PRESETS.items()}
@@ -127,25 +195,56 @@ def test_every_preset_trains_for_an_epoch(tmp_path):
 
 # --- Optuna ----------------------------------------------------------------------------
 
+
+@pytest.mark.parametrize(
+    "objective,direction", [("val_accuracy", "maximize"), ("val_loss", "minimize"), ("test_loss", "minimize")]
+)
+def test_the_search_direction_follows_the_objective(objective, direction):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["hparams_search=optuna", f"objective={objective}"], return_hydra_config=True
+        )
+    assert cfg.hydra.sweeper.direction == direction
+
+
 def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    search = ["-m", "hparams_search=optuna", *TINY, f"hydra.sweeper.storage={storage}",
-              "model.dropout=choice(0.3,1.5)"]  # 1.5 is refused by the task: those trials fail
-    first = run_cli("mnist_hydra.train", *search, "hydra.sweeper.n_trials=3",
-                    f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
+    search = [
+        "-m",
+        "hparams_search=optuna",
+        *TINY,
+        f"hydra.sweeper.storage={storage}",
+        "model.dropout=choice(0.3,1.5)",
+    ]  # 1.5 is refused by the task: those trials fail
+    first = run_cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 'first'}",
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr
 
     rows = read_summary(tmp_path / "first")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"ok", "failed"}
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(r["val_accuracy"] for r in ok), "the search needs validation numbers"
-    assert [float(r["val_accuracy"]) for r in ok] == sorted((float(r["val_accuracy"]) for r in ok), reverse=True)
+    assert [float(r["val_accuracy"]) for r in ok] == sorted(
+        (float(r["val_accuracy"]) for r in ok), reverse=True
+    )
     assert "Ranked by val_accuracy" in (tmp_path / "first" / "summary.md").read_text()
     failed = [r for r in rows if r["status"] == "failed"]
     assert all(r["model.dropout"] == "1.5" and "model.dropout=1.5" in r["error"] for r in failed)
 
-    again = run_cli("mnist_hydra.train", *search, "hydra.sweeper.n_trials=1",
-                    f"hydra.sweep.dir={tmp_path / 'again'}", cwd=tmp_path)
+    again = run_cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=1",
+        f"hydra.sweep.dir={tmp_path / 'again'}",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     import optuna
 
@@ -164,8 +263,17 @@ KILL_JOB_1 = {"MNIST_HYDRA_TEST_KILL_AT": "batch@2", "MNIST_HYDRA_TEST_KILL_JOB"
 
 
 def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(tmp_path):
-    result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                     *TINY, "seed=7,8,7", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path, env=KILL_JOB_1)
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *TINY,
+        "seed=7,8,7",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+        env=KILL_JOB_1,
+    )
     assert result.returncode == 1  # a job crashed: the sweep says so
     assert "job #1 crashed: its process was killed by SIGKILL (signal 9)" in result.stderr
     records = [run_record(tmp_path / job) for job in "012"]
@@ -181,8 +289,16 @@ def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(tm
 
 
 def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(tmp_path):
-    result = run_cli("mnist_hydra.train", "-m", "hydra/launcher=submitit_local", *TINY,
-                     "model.dropout=0.3,0.4,1.5", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path, env=KILL_JOB_1)
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        *TINY,
+        "model.dropout=0.3,0.4,1.5",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+        env=KILL_JOB_1,
+    )
     assert result.returncode != 0  # a job failed: the sweep says so
     rows = {r["job"]: r for r in read_summary(tmp_path)}
     assert rows["0"]["status"] == "ok" and run_record(tmp_path / "0")["status"] == "completed"
@@ -201,10 +317,24 @@ def backed_up_epochs(job: Path) -> int:
 def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_path):
     job = tmp_path / "0"
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "mnist_hydra.train", "-m", "hydra/launcher=submitit_local",
-         "dataset.train_limit=2000", "dataset.test_limit=100", "trainer.epochs=3",
-         "trainer.batch_size=100", "tracker=none", f"hydra.sweep.dir={tmp_path}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.train",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "dataset.train_limit=2000",
+            "dataset.test_limit=100",
+            "trainer.epochs=3",
+            "trainer.batch_size=100",
+            "tracker=none",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -243,15 +373,35 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
     port = free_port()
     ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
     started = subprocess.run(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_files}"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **LOOPBACK_RAY})
+        [
+            ray,
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={ray_files}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **LOOPBACK_RAY},
+    )
     assert started.returncode == 0, started.stderr
     try:
-        joined = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray_cluster",
-                         f"hydra.launcher.ray.init.address=127.0.0.1:{port}", *TINY,
-                         "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'joined'}", cwd=tmp_path,
-                         env=LOOPBACK_RAY)
+        joined = run_cli(
+            "mnist_hydra.train",
+            "-m",
+            "hydra/launcher=ray_cluster",
+            f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
+            *TINY,
+            "model.dropout=0.3,0.5",
+            f"hydra.sweep.dir={tmp_path / 'joined'}",
+            cwd=tmp_path,
+            env=LOOPBACK_RAY,
+        )
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(ray_files, ignore_errors=True)
@@ -267,9 +417,17 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
 
     # A private instance (hydra/launcher=ray) is put on 127.0.0.1 by the launcher itself. Ray would
     # run a task whose worker died again (max_retries); with none, the job is listed as crashed.
-    private = run_cli("mnist_hydra.train", "-m", "hydra/launcher=ray", "+hydra.launcher.ray.remote.max_retries=0",
-                      *TINY, "model.dropout=0.3,0.5", f"hydra.sweep.dir={tmp_path / 'private'}", cwd=tmp_path,
-                      env=KILL_JOB_1)
+    private = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.remote.max_retries=0",
+        *TINY,
+        "model.dropout=0.3,0.5",
+        f"hydra.sweep.dir={tmp_path / 'private'}",
+        cwd=tmp_path,
+        env=KILL_JOB_1,
+    )
     assert private.returncode == 1
     assert "Ray: 2 jobs on the nodes at 127.0.0.1;" in private.stdout + private.stderr
     rows = {r["job"]: r for r in read_summary(tmp_path / "private")}

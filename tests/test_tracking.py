@@ -3,7 +3,6 @@
 import json
 
 import yaml
-
 from conftest import SMOKE, run_cli
 from test_train_cli import check_run_folder
 
@@ -19,8 +18,16 @@ def test_tensorboard_is_the_default_and_readable(trained_run):
 
 def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run_cli("mnist_hydra.train", "-m", "model.dropout=0.3,0.5", *SMOKE, "tracker=mlflow",
-                     f"tracker.tracking_uri={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "model.dropout=0.3,0.5",
+        *SMOKE,
+        "tracker=mlflow",
+        f"tracker.tracking_uri={store}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     dropouts = []
     for job in ("0", "1"):  # one run folder per job
@@ -30,7 +37,9 @@ def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
     assert dropouts == [0.3, 0.5]
     with open(tmp_path / "sweep" / "summary.csv") as summary:  # every sweep gets one
         assert [row.split(",")[:3] for row in summary.read().splitlines()[1:]] in (
-            [["0", "0.3", "ok"], ["1", "0.5", "ok"]], [["1", "0.5", "ok"], ["0", "0.3", "ok"]])
+            [["0", "0.3", "ok"], ["1", "0.5", "ok"]],
+            [["1", "0.5", "ok"], ["0", "0.3", "ok"]],
+        )
 
     import mlflow
 
@@ -42,13 +51,19 @@ def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
     artifacts = client.list_artifacts(runs[0].info.run_id)
     assert "model.keras" in {artifact.path for artifact in artifacts}
 
+
 # tracker=csv is checked by tests/test_resume.py, which trains with it.
 
 
 def test_a_tracker_that_cannot_start_fails_the_run_on_record(tmp_path):
-    result = run_cli("mnist_hydra.train", *SMOKE, "tracker=mlflow",
-                     "tracker.tracking_uri=sqlite:////nonexistent/folder/mlflow.db",
-                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = run_cli(
+        "mnist_hydra.train",
+        *SMOKE,
+        "tracker=mlflow",
+        "tracker.tracking_uri=sqlite:////nonexistent/folder/mlflow.db",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "failed" and metrics["error"]

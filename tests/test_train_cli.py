@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import SMOKE, compose_train, load_dataset
 
 METRIC_KEYS = {"test_loss", "test_accuracy", "params", "history", "epoch_seconds", "seed", "versions"}
@@ -30,8 +29,10 @@ def test_two_smoke_runs_at_once_get_their_own_folders_and_the_same_numbers(tmp_p
     # Started together, so in the same second: the folders must still differ. Same
     # seed, so with op determinism on the two must agree to the last digit.
     command = [sys.executable, "-m", "mnist_hydra.train", *SMOKE]
-    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=600) for run in runs]
     for run, (stdout, stderr) in zip(runs, outputs):
         assert run.returncode == 0, stderr
@@ -62,7 +63,12 @@ def test_saved_model_loads_in_plain_keras_and_scores_as_reported(trained_run):
 
 def test_console_script_runs_from_any_folder(tmp_path):
     script = Path(sys.executable).with_name("mnist-hydra-train")
-    result = subprocess.run([str(script), "--cfg", "job", "trainer.epochs=3"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(script), "--cfg", "job", "trainer.epochs=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["trainer"]["epochs"] == 3

@@ -12,22 +12,30 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.mnist_hydra_launchers.joblib_processes import (ProcessPerJobJoblibConf,
-                                                                       ProcessPerJobJoblibLauncher)
-    from hydra_plugins.mnist_hydra_launchers.submitit_tolerant import (TolerantLocalLauncher,
-                                                                        TolerantLocalQueueConf,
-                                                                        TolerantSlurmLauncher,
-                                                                        TolerantSlurmQueueConf)
+    from hydra_plugins.mnist_hydra_launchers.joblib_processes import (
+        ProcessPerJobJoblibConf,
+        ProcessPerJobJoblibLauncher,
+    )
+    from hydra_plugins.mnist_hydra_launchers.submitit_tolerant import (
+        TolerantLocalLauncher,
+        TolerantLocalQueueConf,
+        TolerantSlurmLauncher,
+        TolerantSlurmQueueConf,
+    )
 
     plugins, store = Plugins.instance(), ConfigStore.instance()
-    for launcher, name, node in ((ProcessPerJobJoblibLauncher, "joblib", ProcessPerJobJoblibConf),
-                                 (TolerantLocalLauncher, "submitit_local", TolerantLocalQueueConf),
-                                 (TolerantSlurmLauncher, "submitit_slurm", TolerantSlurmQueueConf)):
+    for launcher, name, node in (
+        (ProcessPerJobJoblibLauncher, "joblib", ProcessPerJobJoblibConf),
+        (TolerantLocalLauncher, "submitit_local", TolerantLocalQueueConf),
+        (TolerantSlurmLauncher, "submitit_slurm", TolerantSlurmQueueConf),
+    ):
         plugins.register(launcher)
         store.store(group="hydra/launcher", name=name, node=node, provider="mnist_hydra")
     try:  # Ray is an optional extra
-        from hydra_plugins.mnist_hydra_launchers.ray_loopback import (LoopbackRayLauncher,
-                                                                       LoopbackRayLauncherConf)
+        from hydra_plugins.mnist_hydra_launchers.ray_loopback import (
+            LoopbackRayLauncher,
+            LoopbackRayLauncherConf,
+        )
     except ImportError:
         return
     plugins.register(LoopbackRayLauncher)

@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 _composing = threading.Lock()  # Hydra's config loader is not made for threads
 
 
-def crashed_job(hydra_context: HydraContext, config: DictConfig, idx: int, overrides: list,
-                how: str) -> JobReturn:
+def crashed_job(
+    hydra_context: HydraContext, config: DictConfig, idx: int, overrides: list, how: str
+) -> JobReturn:
     """The JobReturn of job `idx`, which died (`how`: what is known of its end) before it
     could report. Its job-end callbacks run here, in the sweep's process, so that the
     sweep summary lists it as crashed; the sweep goes on and ends with its error."""
@@ -28,7 +29,12 @@ def crashed_job(hydra_context: HydraContext, config: DictConfig, idx: int, overr
         job_config.hydra.job.id = f"{job_config.hydra.job.name}_{idx}"
         job_dir = Path(job_config.hydra.sweep.dir, str(job_config.hydra.sweep.subdir)).absolute()
         job_config.hydra.runtime.output_dir = str(job_dir)
-    crashed = JobReturn(overrides=list(overrides), cfg=job_config, hydra_cfg=job_config,
-                        status=JobStatus.FAILED, _return_value=error)
+    crashed = JobReturn(
+        overrides=list(overrides),
+        cfg=job_config,
+        hydra_cfg=job_config,
+        status=JobStatus.FAILED,
+        _return_value=error,
+    )
     hydra_context.callbacks.on_job_end(config=job_config, job_return=crashed)
     return crashed

@@ -11,12 +11,12 @@ told (so the sweep summary lists it as `crashed`), and the other jobs run on.
 
 import logging
 import signal
-from dataclasses import dataclass
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
@@ -31,9 +31,10 @@ JOB, RESULT = "job.pickle", "result.pickle"
 @dataclass
 class ProcessPerJobJoblibConf:
     """`hydra/launcher=joblib`: stored in place of the joblib plugin's own config (register())."""
+
     _target_: str = "hydra_plugins.mnist_hydra_launchers.joblib_processes.ProcessPerJobJoblibLauncher"
-    n_jobs: int = -1   # jobs at once; -1: one per core, -2: all cores but one, ...
-    verbose: int = 0   # joblib's progress messages when > 0
+    n_jobs: int = -1  # jobs at once; -1: one per core, -2: all cores but one, ...
+    verbose: int = 0  # joblib's progress messages when > 0
 
 
 class ProcessPerJobJoblibLauncher(JoblibLauncher):
@@ -45,14 +46,19 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         n_jobs = self.joblib.get("n_jobs", -1)
-        log.info("joblib: %d jobs, %s at once, each in a process of its own; sweep output dir: %s",
-                 len(job_overrides), n_jobs, sweep_dir)
+        log.info(
+            "joblib: %d jobs, %s at once, each in a process of its own; sweep output dir: %s",
+            len(job_overrides),
+            n_jobs,
+            sweep_dir,
+        )
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
         singleton_state = Singleton.get_state()
         return Parallel(n_jobs=n_jobs, backend="threading", verbose=self.joblib.get("verbose", 0))(
             delayed(self._run_in_own_process)(idx, list(overrides), singleton_state)
-            for idx, overrides in enumerate(job_overrides, start=initial_job_idx))
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
+        )
 
     def _run_in_own_process(self, idx: int, overrides: list, singleton_state: dict) -> JobReturn:
         from joblib.externals import cloudpickle
@@ -65,6 +71,9 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
                 return cloudpickle.loads((Path(scratch) / RESULT).read_bytes())
             except (OSError, EOFError):  # no result: the process died before it could write one
                 code = child.returncode
-                how = (f"its process was killed by {signal.Signals(-code).name} (signal {-code})" if code < 0
-                       else f"its process exited with code {code} without a result")
+                how = (
+                    f"its process was killed by {signal.Signals(-code).name} (signal {-code})"
+                    if code < 0
+                    else f"its process exited with code {code} without a result"
+                )
                 return crashed_job(self.hydra_context, self.config, idx, overrides, how)

@@ -12,9 +12,9 @@
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
@@ -31,6 +31,7 @@ LOOPBACK = "127.0.0.1"
 @dataclass
 class LoopbackRayLauncherConf(RayLauncherConf):
     """`hydra/launcher=ray`: stored in place of the Ray plugin's own config (register())."""
+
     _target_: str = "hydra_plugins.mnist_hydra_launchers.ray_loopback.LoopbackRayLauncher"
 
 
@@ -53,8 +54,12 @@ class LoopbackRayLauncher(RayLauncher):
             self.ray_cfg.init.setdefault("object_store_memory", 78643200)
         start_ray(self.ray_cfg.init)
         addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
-        log.info("Ray: %d jobs on the nodes at %s; sweep output dir: %s", len(job_overrides),
-                 ", ".join(addresses), sweep_dir)
+        log.info(
+            "Ray: %d jobs on the nodes at %s; sweep output dir: %s",
+            len(job_overrides),
+            ", ".join(addresses),
+            sweep_dir,
+        )
 
         launched = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -63,15 +68,32 @@ class LoopbackRayLauncher(RayLauncher):
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = f"job_id_for_{idx}"
                 sweep_config.hydra.job.num = idx
-            launched.append((idx, overrides, launch_job_on_ray(
-                self.hydra_context, self.ray_cfg.remote, sweep_config, self.task_function,
-                Singleton.get_state())))
+            launched.append(
+                (
+                    idx,
+                    overrides,
+                    launch_job_on_ray(
+                        self.hydra_context,
+                        self.ray_cfg.remote,
+                        sweep_config,
+                        self.task_function,
+                        Singleton.get_state(),
+                    ),
+                )
+            )
 
         returns = []
         for idx, overrides, result in launched:
             try:
                 returns.append(ray.get(result))
             except ray.exceptions.RayError as error:  # the worker died (or Ray lost the task)
-                returns.append(crashed_job(self.hydra_context, self.config, idx, overrides,
-                                           f"its Ray worker failed: {type(error).__name__}"))
+                returns.append(
+                    crashed_job(
+                        self.hydra_context,
+                        self.config,
+                        idx,
+                        overrides,
+                        f"its Ray worker failed: {type(error).__name__}",
+                    )
+                )
         return returns

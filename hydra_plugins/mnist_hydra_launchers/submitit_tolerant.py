@@ -8,8 +8,8 @@ for the length of a launch, a job without a result is returned as crashed instea
 the collection goes on. (The plugin gives no other way in than that one call.)
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
@@ -32,8 +32,15 @@ class _CrashTolerant:
                 return results(job)
             except UncompletedJobError:
                 how = f"its process ended without a result (submitit job {job.job_id}, state {job.state})"
-                return [crashed_job(self.hydra_context, self.config, initial_job_idx + position,
-                                    list(job_overrides[position]), how)]
+                return [
+                    crashed_job(
+                        self.hydra_context,
+                        self.config,
+                        initial_job_idx + position,
+                        list(job_overrides[position]),
+                        how,
+                    )
+                ]
 
         Job.results = results_or_crashed
         try:

@@ -21,8 +21,15 @@ class Dataset:
     class_names: list[str]
     image_shape: tuple[int, int, int]  # height, width, channels
 
-    def __init__(self, name: str, image_size: int, channels: int, class_names: Optional[list],
-                 train_limit: Optional[int], test_limit: Optional[int]):
+    def __init__(
+        self,
+        name: str,
+        image_size: int,
+        channels: int,
+        class_names: Optional[list],
+        train_limit: Optional[int],
+        test_limit: Optional[int],
+    ):
         self.name = name
         self.image_shape = (image_size, image_size, channels)
         self.class_names = list(class_names) if class_names is not None else []
@@ -31,8 +38,10 @@ class Dataset:
     def load(self) -> tuple[Split, Split]:
         """The (train, test) splits, each cut to its limit (the first N images)."""
         train, test = self.read()
-        return tuple(Split(split.images[:limit], split.labels[:limit])
-                     for split, limit in zip((train, test), self.limits))
+        return tuple(
+            Split(split.images[:limit], split.labels[:limit])
+            for split, limit in zip((train, test), self.limits)
+        )
 
     def read(self) -> tuple[Split, Split]:
         raise NotImplementedError

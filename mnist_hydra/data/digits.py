@@ -13,8 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mnist_hydra.errors import ImageError, first_line
 
 SIZE = 28
-BOX = 20           # the digit's longer side, as in MNIST
-INK_LEVEL = 0.1    # below this share of the way from paper to ink, a pixel is paper or noise
+BOX = 20  # the digit's longer side, as in MNIST
+INK_LEVEL = 0.1  # below this share of the way from paper to ink, a pixel is paper or noise
 # Pixels an image may have, read from its header before anything is decoded: a 50-megapixel
 # photo is about 200 MB as floats; a tiny file claiming 20000x20000 is a decompression bomb.
 MAX_PIXELS = 50_000_000
@@ -26,8 +26,10 @@ def read_grayscale(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(f"{path}: {width}x{height}, more than the {MAX_PIXELS:,} pixels "
-                                 f"allowed: scale it down first")
+                raise ImageError(
+                    f"{path}: {width}x{height}, more than the {MAX_PIXELS:,} pixels "
+                    f"allowed: scale it down first"
+                )
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep its depth
                 return np.asarray(image, dtype=np.float32) / 65535.0
@@ -37,8 +39,10 @@ def read_grayscale(path: Path) -> np.ndarray:
                 image = Image.alpha_composite(paper, image)
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:  # Pillow's own limit, a few times ours, hit while opening
-        raise ImageError(f"{path}: more than the {MAX_PIXELS:,} pixels allowed "
-                         f"(its header claims a decompression bomb's size)") from None
+        raise ImageError(
+            f"{path}: more than the {MAX_PIXELS:,} pixels allowed "
+            f"(its header claims a decompression bomb's size)"
+        ) from None
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
     return pixels
@@ -58,7 +62,7 @@ def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
     ink[ink < INK_LEVEL] = 0.0
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
-    digit = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
     height, width = digit.shape
     scale = BOX / max(height, width)
@@ -70,7 +74,7 @@ def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
 
     canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
     top, left = (SIZE - digit.shape[0]) // 2, (SIZE - digit.shape[1]) // 2
-    canvas[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return _centre_by_mass(canvas)
 
 

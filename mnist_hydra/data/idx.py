@@ -71,9 +71,18 @@ class IDXDataset(Dataset):
     four `files`, each as named or gzipped (`.gz`). `keras_download`, the name of a
     keras.datasets module, is tried when none of them are there."""
 
-    def __init__(self, name: str, image_size: int, channels: int, class_names: list,
-                 train_limit: Optional[int], test_limit: Optional[int], data_dir: Optional[str],
-                 files: DictConfig, keras_download: Optional[str] = None):
+    def __init__(
+        self,
+        name: str,
+        image_size: int,
+        channels: int,
+        class_names: list,
+        train_limit: Optional[int],
+        test_limit: Optional[int],
+        data_dir: Optional[str],
+        files: DictConfig,
+        keras_download: Optional[str] = None,
+    ):
         super().__init__(name, image_size, channels, class_names, train_limit, test_limit)
         self.data_dir, self.files, self.keras_download = data_dir, files, keras_download
 
@@ -88,23 +97,30 @@ class IDXDataset(Dataset):
         if self.data_dir is None:
             folder = Path(str(SHIPPED / self.name))
             if not folder.is_dir():
-                raise DataError(f"dataset.data_dir is null, but only MNIST ships with the package, not {self.name}")
+                raise DataError(
+                    f"dataset.data_dir is null, but only MNIST ships with the package, not {self.name}"
+                )
             return folder
         folder = Path(self.data_dir)
         missing = [self.files[role].file for role in ROLES if _find(folder, self.files[role].file) is None]
         if not missing or not self.keras_download:
             return folder
         if len(missing) < len(ROLES):  # a partial copy is a mistake to report, not to download over
-            raise DataError(f"{folder} holds only some of {self.name}'s files: "
-                            f"{', '.join(stem + '(.gz)' for stem in missing)} missing")
+            raise DataError(
+                f"{folder} holds only some of {self.name}'s files: "
+                f"{', '.join(stem + '(.gz)' for stem in missing)} missing"
+            )
         try:
             return _keras_download(self.keras_download)
         except Exception as error:  # any failure to download means the same advice
             raise DataError(
                 f"{self.name} is not in {folder} and Keras could not download it ({first_line(error)}). "
                 f"Set dataset.data_dir to a folder holding its four IDX files"
-                + (" (`apt-get install dataset-fashion-mnist` puts them in the default one)"
-                   if self.name == "fashion_mnist" else "")
+                + (
+                    " (`apt-get install dataset-fashion-mnist` puts them in the default one)"
+                    if self.name == "fashion_mnist"
+                    else ""
+                )
             ) from None
 
     def _split(self, folder: Path, split: str) -> Split:
@@ -118,13 +134,16 @@ class IDXDataset(Dataset):
         images, labels = arrays
         size = self.image_shape[0]
         if images.shape[1:] != (size, size):
-            raise DataError(f"{folder}: the {split} images are {images.shape[1]}x{images.shape[2]} pixels, "
-                            f"but dataset.image_size={size}")
+            raise DataError(
+                f"{folder}: the {split} images are {images.shape[1]}x{images.shape[2]} pixels, "
+                f"but dataset.image_size={size}"
+            )
         if len(images) != len(labels):
             raise DataError(f"{folder}: {len(images)} {split} images but {len(labels)} labels")
         if labels.max() >= len(self.class_names):
-            raise DataError(f"{folder}: {split} labels go up to {labels.max()}, "
-                            f"beyond {len(self.class_names)} classes")
+            raise DataError(
+                f"{folder}: {split} labels go up to {labels.max()}, beyond {len(self.class_names)} classes"
+            )
         return Split(images[..., np.newaxis], labels)
 
 

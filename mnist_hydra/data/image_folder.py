@@ -30,9 +30,19 @@ SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class ImageFolderDataset(Dataset):
-    def __init__(self, name: str, path: str, image_size: int, channels: int, class_names: Optional[list],
-                 test_split: float, seed: int, train_limit: Optional[int], test_limit: Optional[int],
-                 cache_dir: Optional[str] = None):
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        image_size: int,
+        channels: int,
+        class_names: Optional[list],
+        test_split: float,
+        seed: int,
+        train_limit: Optional[int],
+        test_limit: Optional[int],
+        cache_dir: Optional[str] = None,
+    ):
         super().__init__(name, image_size, channels, None, train_limit, test_limit)
         self.path, self.test_split, self.seed = Path(path).expanduser(), test_split, seed
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache()
@@ -53,12 +63,16 @@ class ImageFolderDataset(Dataset):
             parts = self.parts
             classes = {part: _class_folders(folder) for part, folder in parts.items()}
             if "test" in classes and classes["test"] != classes["train"]:
-                raise DataError(f"{parts['test']}: its classes {classes['test']} differ from "
-                                f"{parts['train']}'s {classes['train']}")
+                raise DataError(
+                    f"{parts['test']}: its classes {classes['test']} differ from "
+                    f"{parts['train']}'s {classes['train']}"
+                )
             names = next(iter(classes.values()))
             if self.asked_names is not None and self.asked_names != names:
-                raise DataError(f"dataset.class_names={self.asked_names} differ from the class folders "
-                                f"{names}; leave it null to take the folders' names")
+                raise DataError(
+                    f"dataset.class_names={self.asked_names} differ from the class folders "
+                    f"{names}; leave it null to take the folders' names"
+                )
             self._class_names = names
         return self._class_names
 
@@ -70,8 +84,10 @@ class ImageFolderDataset(Dataset):
         arrays = self._decoded()
         if "all" in arrays["parts"]:
             return self._held_out(arrays["all_images"], arrays["all_labels"])
-        return (self._shuffled(arrays["train_images"], arrays["train_labels"]),
-                Split(arrays["test_images"], arrays["test_labels"]))
+        return (
+            self._shuffled(arrays["train_images"], arrays["train_labels"]),
+            Split(arrays["test_images"], arrays["test_labels"]),
+        )
 
     def prepare(self, path: Path) -> np.ndarray:
         image, _ = _decode(Path(path), self.image_shape)
@@ -80,9 +96,18 @@ class ImageFolderDataset(Dataset):
     def _decoded(self) -> dict:
         """Every image of every part, from the cache when the files have not changed."""
         files = {part: _image_files(folder, self.class_names) for part, folder in self.parts.items()}
-        key = hashlib.sha256(json.dumps([self.image_shape, [
-            (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-            for part in sorted(files) for path, _ in files[part]]]).encode()).hexdigest()[:32]
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    self.image_shape,
+                    [
+                        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+                        for part in sorted(files)
+                        for path, _ in files[part]
+                    ],
+                ]
+            ).encode()
+        ).hexdigest()[:32]
         cached = self.cache_dir / f"{key}.npz"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.cache_dir / f"{key}.lock"):  # one job of a sweep decodes, the others wait
@@ -100,10 +125,17 @@ class ImageFolderDataset(Dataset):
                 arrays[f"{part}_images"] = np.stack(images)
                 arrays[f"{part}_labels"] = np.array([label for _, label in listed], dtype=np.int64)
             if resized:
-                log.warning("%d of %d images in %s were not %dx%d: resized", resized,
-                            sum(map(len, files.values())), self.path, *self.image_shape[:2])
+                log.warning(
+                    "%d of %d images in %s were not %dx%d: resized",
+                    resized,
+                    sum(map(len, files.values())),
+                    self.path,
+                    *self.image_shape[:2],
+                )
             write_atomically(cached, lambda temporary: np.savez(temporary, **arrays))
-            log.info("Decoded %d images of %s; cached in %s", sum(map(len, files.values())), self.path, cached)
+            log.info(
+                "Decoded %d images of %s; cached in %s", sum(map(len, files.values())), self.path, cached
+            )
             return {**arrays, "parts": list(files)}
 
     def _shuffled(self, images: np.ndarray, labels: np.ndarray) -> Split:
@@ -119,13 +151,14 @@ class ImageFolderDataset(Dataset):
             members = rng.permutation(np.flatnonzero(labels == label))
             count = round(self.test_split * len(members))
             if not 1 <= count < len(members):
-                raise DataError(f"{self.path / name}: {len(members)} images cannot be split by "
-                                f"dataset.test_split={self.test_split} into training and test images")
+                raise DataError(
+                    f"{self.path / name}: {len(members)} images cannot be split by "
+                    f"dataset.test_split={self.test_split} into training and test images"
+                )
             test.extend(members[:count])
         is_test = np.zeros(len(labels), dtype=bool)
         is_test[test] = True
-        return (self._shuffled(images[~is_test], labels[~is_test]),
-                Split(images[is_test], labels[is_test]))
+        return (self._shuffled(images[~is_test], labels[~is_test]), Split(images[is_test], labels[is_test]))
 
 
 def _default_cache() -> Path:
@@ -133,18 +166,25 @@ def _default_cache() -> Path:
 
 
 def _class_folders(folder: Path) -> list[str]:
-    names = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    names = sorted(
+        entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+    )
     if len(names) < 2:
-        raise DataError(f"{folder}: {len(names)} class folder{'s' * (len(names) != 1)} "
-                        f"({', '.join(names) or 'none'}); a classifier needs at least two")
+        raise DataError(
+            f"{folder}: {len(names)} class folder{'s' * (len(names) != 1)} "
+            f"({', '.join(names) or 'none'}); a classifier needs at least two"
+        )
     return names
 
 
 def _image_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     listed = []
     for label, name in enumerate(class_names):
-        files = sorted(path for path in (folder / name).iterdir()
-                       if path.suffix.lower() in SUFFIXES and not path.name.startswith("."))
+        files = sorted(
+            path
+            for path in (folder / name).iterdir()
+            if path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+        )
         if not files:
             raise DataError(f"{folder / name}: an empty class folder (no {', '.join(SUFFIXES)} files)")
         listed += [(path, label) for path in files]

@@ -14,22 +14,29 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                     augment: DictConfig) -> tuple[tf.data.Dataset, int]:
+def training_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: DictConfig
+) -> tuple[tf.data.Dataset, int]:
     """An endless, shuffled stream of batches, and how many of them make one epoch."""
     images, labels = tf.constant(x), tf.constant(y)
     count = len(x)
-    batches = (tf.data.Dataset.range(count)
-               .shuffle(count, seed=seed, reshuffle_each_iteration=True)
-               .batch(batch_size)
-               .map(lambda index: (tf.gather(images, index), tf.gather(labels, index))))
+    batches = (
+        tf.data.Dataset.range(count)
+        .shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+    )
     if augment.shift or augment.rotation:
         # One random seed per batch, from a seeded stream: the same run gets the same images.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
-            lambda batch, batch_seed: (augmented(batch[0], batch_seed, augment.shift, augment.rotation),
-                                       batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda batch, batch_seed: (
+                augmented(batch[0], batch_seed, augment.shift, augment.rotation),
+                batch[1],
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return batches.repeat().prefetch(tf.data.AUTOTUNE), math.ceil(count / batch_size)
 
 
@@ -60,8 +67,14 @@ def transformed(images: tf.Tensor, angles: tf.Tensor, dx: tf.Tensor, dy: tf.Tens
     # input = R(-angle) (output - centre - shift) + centre.
     ox, oy = cx + dx, cy + dy
     zeros = tf.zeros_like(angles)
-    transforms = tf.stack([cos, sin, cx - cos * ox - sin * oy,
-                           -sin, cos, cy + sin * ox - cos * oy, zeros, zeros], axis=1)
+    transforms = tf.stack(
+        [cos, sin, cx - cos * ox - sin * oy, -sin, cos, cy + sin * ox - cos * oy, zeros, zeros], axis=1
+    )
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=tf.cast(transforms, tf.float32), output_shape=[height, width],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+        images=images,
+        transforms=tf.cast(transforms, tf.float32),
+        output_shape=[height, width],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )

@@ -13,21 +13,25 @@ from mnist_hydra.errors import CheckpointError, first_line
 class TrainedRun(NamedTuple):
     model_path: Path
     folder: Path
-    config: DictConfig       # the composed config the run saved (.hydra/config.yaml)
-    class_names: list[str]   # as the run's dataset named them (an image folder's, from its folders)
-    image_shape: tuple       # (height, width, channels) the model takes
+    config: DictConfig  # the composed config the run saved (.hydra/config.yaml)
+    class_names: list[str]  # as the run's dataset named them (an image folder's, from its folders)
+    image_shape: tuple  # (height, width, channels) the model takes
 
 
 def open_run(ckpt_path) -> TrainedRun:
     """The run of `ckpt_path`: a run folder, or a model file inside one."""
     if ckpt_path is None or ckpt_path == "???":
-        raise CheckpointError("ckpt_path is required: a training run's folder or its model.keras, "
-                              "e.g. ckpt_path=outputs/2026-01-31/12-00-00-000000")
+        raise CheckpointError(
+            "ckpt_path is required: a training run's folder or its model.keras, "
+            "e.g. ckpt_path=outputs/2026-01-31/12-00-00-000000"
+        )
     path = Path(ckpt_path).expanduser()
     model_path = path / "model.keras" if path.is_dir() else path
     if not model_path.is_file():
-        raise CheckpointError(f"ckpt_path={ckpt_path}: no such model file (expected a run folder "
-                              f"holding model.keras, or a .keras file)")
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: no such model file (expected a run folder "
+            f"holding model.keras, or a .keras file)"
+        )
     folder = model_path.parent
     config_path = folder / ".hydra" / "config.yaml"
     if not config_path.is_file():
@@ -56,14 +60,16 @@ def load_model(run: TrainedRun):
     try:
         model = keras.models.load_model(run.model_path, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
-        raise CheckpointError(f"{run.model_path}: refused or unreadable as a Keras model: "
-                              f"{first_line(error)}") from None
+        raise CheckpointError(
+            f"{run.model_path}: refused or unreadable as a Keras model: {first_line(error)}"
+        ) from None
     expected_input, classes = (None, *run.image_shape), len(run.class_names)
     if tuple(model.input_shape) != expected_input or tuple(model.output_shape) != (None, classes):
         raise CheckpointError(
             f"{run.model_path}: takes {tuple(model.input_shape)} and gives {tuple(model.output_shape)}, "
             f"but its run's dataset {run.config.dataset.name} has {'x'.join(map(str, run.image_shape))} "
-            f"images and {classes} classes: not the model of this run")
+            f"images and {classes} classes: not the model of this run"
+        )
     return model
 
 
@@ -76,5 +82,7 @@ def _import_model_module(run: TrainedRun) -> None:
     try:
         importlib.import_module(target.rsplit(".", 1)[0])
     except ImportError as error:
-        raise CheckpointError(f"model._target_={target}: its module cannot be imported ({first_line(error)}); "
-                              f"put it on the Python path (PYTHONPATH) to load this run's model") from None
+        raise CheckpointError(
+            f"model._target_={target}: its module cannot be imported ({first_line(error)}); "
+            f"put it on the Python path (PYTHONPATH) to load this run's model"
+        ) from None

@@ -21,8 +21,10 @@ def check_model(model_cfg: DictConfig, input_shape: tuple, num_classes: int) -> 
         builder = get_object(model_cfg._target_)
     except Exception as error:  # Hydra wraps the ImportError or AttributeError
         reason = underlying(error)
-        raise ConfigError(f"model._target_={model_cfg._target_} cannot be found: "
-                          f"{type(reason).__name__}: {first_line(reason)}") from None
+        raise ConfigError(
+            f"model._target_={model_cfg._target_} cannot be found: "
+            f"{type(reason).__name__}: {first_line(reason)}"
+        ) from None
     check = getattr(builder, "check_config", None)
     return check(model_cfg, input_shape, num_classes) if check else None
 
@@ -32,6 +34,7 @@ def build_model(model_cfg: DictConfig, input_shape: tuple, num_classes: int):
 
     model = build("model", model_cfg, input_shape=tuple(input_shape), num_classes=num_classes)
     if not isinstance(model, keras.Model):
-        raise ConfigError(f"model._target_={model_cfg._target_} returned a {type(model).__name__}, "
-                          f"not a Keras model")
+        raise ConfigError(
+            f"model._target_={model_cfg._target_} returned a {type(model).__name__}, not a Keras model"
+        )
     return model

@@ -20,9 +20,28 @@ from mnist_hydra.config import ModelConfig
 # Keras activation names usable by a hidden layer (a test checks each against
 # keras.activations.get, so this list cannot drift from Keras).
 ACTIVATIONS = (
-    "celu", "elu", "exponential", "gelu", "hard_sigmoid", "hard_silu", "hard_swish",
-    "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "mish", "relu", "relu6",
-    "selu", "sigmoid", "silu", "softplus", "softsign", "squareplus", "swish", "tanh",
+    "celu",
+    "elu",
+    "exponential",
+    "gelu",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softplus",
+    "softsign",
+    "squareplus",
+    "swish",
+    "tanh",
 )
 PADDINGS = ("valid", "same")
 
@@ -71,17 +90,30 @@ def check_cnn(model: DictConfig, input_shape: tuple, num_classes: int) -> tuple[
     require(model.padding in PADDINGS, "model.padding", model.padding, f"one of {', '.join(PADDINGS)}")
     for key in ("conv_activation", "dense_activation"):
         require(model[key] in ACTIVATIONS, f"model.{key}", model[key], f"one of {', '.join(ACTIVATIONS)}")
-    require(model.pool_size is None or model.pool_size >= 1, "model.pool_size",
-            model.pool_size, "a positive int, or null for no pooling")
-    require(model.pool_every is None or model.pool_every >= 1, "model.pool_every",
-            model.pool_every, "a positive int, or null to pool once after the conv stack")
+    require(
+        model.pool_size is None or model.pool_size >= 1,
+        "model.pool_size",
+        model.pool_size,
+        "a positive int, or null for no pooling",
+    )
+    require(
+        model.pool_every is None or model.pool_every >= 1,
+        "model.pool_every",
+        model.pool_every,
+        "a positive int, or null to pool once after the conv stack",
+    )
     for key in ("dropout", "dense_dropout"):
         require(0.0 <= model[key] < 1.0, f"model.{key}", model[key], "a rate in [0, 1)")
     units = model.dense_units
     ok = units is None or is_int(units) or (not isinstance(units, (str, bool)) and hasattr(units, "__iter__"))
     require(ok, "model.dense_units", units, "a positive int, a list of them, or null")
     for width in dense_widths(units):
-        require(is_int(width) and width >= 1, "model.dense_units", units, "a positive int, a list of them, or null")
+        require(
+            is_int(width) and width >= 1,
+            "model.dense_units",
+            units,
+            "a positive int, a list of them, or null",
+        )
 
     # Walk the image through the layers so that a kernel or pool that does not fit is
     # reported here, not as a shape error deep inside Keras, and count what training holds.
@@ -89,16 +121,24 @@ def check_cnn(model: DictConfig, input_shape: tuple, num_classes: int) -> tuple[
     params, activations = 0, 0
     for index, width in enumerate(filters, start=1):
         # With padding=same a kernel larger than the image only multiplies zeros (and memory).
-        require(model.kernel_size <= size, "model.kernel_size", model.kernel_size,
-                f"at most {size}: conv{index} sees a {size}x{size} image")
+        require(
+            model.kernel_size <= size,
+            "model.kernel_size",
+            model.kernel_size,
+            f"at most {size}: conv{index} sees a {size}x{size} image",
+        )
         if model.padding == "valid":
             size = size - model.kernel_size + 1
-        params += model.kernel_size ** 2 * depth * width + width
+        params += model.kernel_size**2 * depth * width + width
         depth = width
         activations += 2 * size * size * depth  # the conv's output and its activation's
         if model.pool_size and pools_after(index, len(filters), model.pool_every):
-            require(model.pool_size <= size, "model.pool_size", model.pool_size,
-                    f"at most {size}: the pool after conv{index} sees a {size}x{size} image")
+            require(
+                model.pool_size <= size,
+                "model.pool_size",
+                model.pool_size,
+                f"at most {size}: the pool after conv{index} sees a {size}x{size} image",
+            )
             size //= model.pool_size
             activations += size * size * depth
     inputs = size * size * depth
@@ -109,9 +149,21 @@ def check_cnn(model: DictConfig, input_shape: tuple, num_classes: int) -> tuple[
     return params + inputs * num_classes + num_classes, activations
 
 
-def build_cnn(input_shape: tuple, num_classes: int, filters: list, kernel_size: int, conv_activation: str,
-              padding: str, batch_norm: bool, pool_size: Optional[int], pool_every: Optional[int],
-              dropout: float, dense_units: Any, dense_activation: str, dense_dropout: float):
+def build_cnn(
+    input_shape: tuple,
+    num_classes: int,
+    filters: list,
+    kernel_size: int,
+    conv_activation: str,
+    padding: str,
+    batch_norm: bool,
+    pool_size: Optional[int],
+    pool_every: Optional[int],
+    dropout: float,
+    dense_units: Any,
+    dense_activation: str,
+    dense_dropout: float,
+):
     import keras
     from keras import layers
 
@@ -126,7 +178,10 @@ def build_cnn(input_shape: tuple, num_classes: int, filters: list, kernel_size: 
     x = inputs
     for index, width in enumerate(filters, start=1):
         x = layers.Conv2D(
-            width, kernel_size, padding=padding, name=f"conv{index}",
+            width,
+            kernel_size,
+            padding=padding,
+            name=f"conv{index}",
             activation=None if batch_norm else conv_activation,
             use_bias=not batch_norm,  # batch normalization's own offset makes a bias redundant
         )(x)
@@ -138,8 +193,12 @@ def build_cnn(input_shape: tuple, num_classes: int, filters: list, kernel_size: 
     x = layers.Flatten(name="flatten")(x)
 
     for index, units in enumerate(dense_widths(dense_units), start=1):
-        x = layers.Dense(units, name=f"dense{index}", activation=None if batch_norm else dense_activation,
-                         use_bias=not batch_norm)(x)
+        x = layers.Dense(
+            units,
+            name=f"dense{index}",
+            activation=None if batch_norm else dense_activation,
+            use_bias=not batch_norm,
+        )(x)
         x = normalized(x, dense_activation, f"dense{index}")
         if dense_dropout:
             x = layers.Dropout(dense_dropout, name=f"dense{index}_dropout")(x)

@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 
 from mnist_hydra.building import build
 from mnist_hydra.files import write_json
@@ -32,8 +31,9 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
     return {"confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
-def evaluate_on_test(model, test_split, class_names: list, batch_size: int, output_dir: Path,
-                     plot_mistakes: bool) -> dict:
+def evaluate_on_test(
+    model, test_split, class_names: list, batch_size: int, output_dir: Path, plot_mistakes: bool
+) -> dict:
     """Test loss and accuracy (as Keras computes them), the report, and the plots."""
     from mnist_hydra.data import to_model_inputs
     from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
@@ -42,12 +42,16 @@ def evaluate_on_test(model, test_split, class_names: list, batch_size: int, outp
     test_loss, test_accuracy = model.evaluate(images, one_hot, batch_size=batch_size, verbose=0)
     probabilities = model.predict(images, batch_size=batch_size, verbose=0)
     report = classification_report(test_split.labels, probabilities, class_names)
-    plot_confusion_matrix(np.array(report["confusion_matrix"]), class_names,
-                          output_dir / "confusion_matrix.png",
-                          title=f"Test set: {test_accuracy:.2%} accurate on {len(images)} images")
+    plot_confusion_matrix(
+        np.array(report["confusion_matrix"]),
+        class_names,
+        output_dir / "confusion_matrix.png",
+        title=f"Test set: {test_accuracy:.2%} accurate on {len(images)} images",
+    )
     if plot_mistakes:
-        plot_misclassified(images, test_split.labels, probabilities, class_names,
-                           output_dir / "misclassified.png")
+        plot_misclassified(
+            images, test_split.labels, probabilities, class_names, output_dir / "misclassified.png"
+        )
     return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), **report}
 
 
@@ -63,8 +67,9 @@ def evaluate(ckpt_path, output_dir: Path) -> dict:
 
     # The training run's batch size, so that the sums add up in the same order
     # and the accuracy equals the one the run reported.
-    metrics = evaluate_on_test(model, test, run.class_names, run.config.trainer.batch_size, output_dir,
-                               plot_mistakes=True)
+    metrics = evaluate_on_test(
+        model, test, run.class_names, run.config.trainer.batch_size, output_dir, plot_mistakes=True
+    )
     metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, **metrics}
     write_json(output_dir / "metrics.json", metrics)
     log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])

@@ -49,13 +49,26 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list, path: Path, tit
     ax.set(title=title, xlabel="predicted class", ylabel="true class")
     threshold = matrix.max() / 2
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
-                color="white" if count > threshold else "black")
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if count > threshold else "black",
+        )
     _save(fig, path)
 
 
-def plot_misclassified(images: np.ndarray, true: np.ndarray, probabilities: np.ndarray,
-                       class_names: list, path: Path, limit: int = 25) -> None:
+def plot_misclassified(
+    images: np.ndarray,
+    true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list,
+    path: Path,
+    limit: int = 25,
+) -> None:
     """A grid of the most confident mistakes, each titled with its true and predicted class."""
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != true)
@@ -68,7 +81,9 @@ def plot_misclassified(images: np.ndarray, true: np.ndarray, probabilities: np.n
     for ax, index in zip(axes.flat, worst):
         ax.imshow(images[index].squeeze(), cmap="gray_r")
         guess = predicted[index]
-        ax.set_title(f"true {class_names[true[index]]}\npred {class_names[guess]} "
-                     f"({probabilities[index, guess]:.0%})", fontsize=9)
+        ax.set_title(
+            f"true {class_names[true[index]]}\npred {class_names[guess]} ({probabilities[index, guess]:.0%})",
+            fontsize=9,
+        )
     fig.suptitle(f"The {len(worst)} most confident mistakes of {len(wrong)}")
     _save(fig, path)

@@ -56,8 +56,10 @@ def job_record(job_dir: Path, job_return: JobReturn, seconds: Optional[float]) -
     record = {"status": "ok", "error": "", "seconds": None if seconds is None else round(seconds, 1)}
     if job_return.status != JobStatus.COMPLETED:
         error = job_return._return_value  # the exception; `return_value` would raise it
-        record.update(status="crashed" if isinstance(error, JobCrashed) else "failed",
-                      error=f"{type(error).__name__}: {first_line(error)}")
+        record.update(
+            status="crashed" if isinstance(error, JobCrashed) else "failed",
+            error=f"{type(error).__name__}: {first_line(error)}",
+        )
     return {**record, **_run_metrics(job_dir)}
 
 
@@ -94,8 +96,11 @@ def swept_keys(rows: list[dict]) -> list[str]:
     for overrides in per_job:
         for key, value in overrides.items():
             values.setdefault(key, set()).add(value)
-    varying = [key for key, seen in values.items()
-               if len(seen) > 1 or any(key not in overrides for overrides in per_job)]
+    varying = [
+        key
+        for key, seen in values.items()
+        if len(seen) > 1 or any(key not in overrides for overrides in per_job)
+    ]
     return varying or list(values)
 
 
@@ -123,8 +128,11 @@ def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:
     """Write summary.csv, summary.md and summary.png; return the table in Markdown."""
     rows = ranked(rows, metric)
     keys = swept_keys(rows)
-    write_csv(sweep_dir / "summary.csv", [COLUMNS[0], *keys, *COLUMNS[1:]],
-              [{**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])} for row in rows])
+    write_csv(
+        sweep_dir / "summary.csv",
+        [COLUMNS[0], *keys, *COLUMNS[1:]],
+        [{**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])} for row in rows],
+    )
     table = markdown_table(rows, keys, metric)
     write_text(sweep_dir / "summary.md", f"# Sweep {sweep_dir}\n\nRanked by {metric}.\n\n{table}\n")
     plot_summary(rows, keys, metric, sweep_dir / "summary.png")
@@ -136,9 +144,15 @@ def markdown_table(rows: list[dict], keys: list[str], metric: str) -> str:
     header = ["job", *keys, "status", *shown, "params", "seconds", "error"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["job"], *(_split(row["overrides"]).get(k, "") for k in keys), row["status"],
-                 *(_number(row.get(m), "{:.4f}") for m in shown), _number(row.get("params"), "{:,}"),
-                 _number(row.get("seconds"), "{:.1f}"), row.get("error", "").replace("|", "/")]
+        cells = [
+            row["job"],
+            *(_split(row["overrides"]).get(k, "") for k in keys),
+            row["status"],
+            *(_number(row.get(m), "{:.4f}") for m in shown),
+            _number(row.get("params"), "{:,}"),
+            _number(row.get("seconds"), "{:.1f}"),
+            row.get("error", "").replace("|", "/"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -194,5 +208,8 @@ def finish_summary(sweep_dir: Path, metric: str) -> None:
             return
         table = write_summary(sweep_dir, rows, metric)
     failed = sum(row["status"] != "ok" for row in rows)
-    print(f"\nSweep summary ({len(rows)} jobs, {failed} not ok), ranked by {metric}:\n{table}\n"
-          f"Written to {sweep_dir}/summary.csv, summary.md and summary.png", flush=True)
+    print(
+        f"\nSweep summary ({len(rows)} jobs, {failed} not ok), ranked by {metric}:\n{table}\n"
+        f"Written to {sweep_dir}/summary.csv, summary.md and summary.png",
+        flush=True,
+    )

@@ -38,8 +38,9 @@ class EpochBackup(keras.callbacks.Callback):
         try:
             self.model.load_weights(self.folder / state["weights"])
         except Exception as error:  # h5py and Keras raise several kinds for a bad file
-            raise CheckpointError(f"{self.folder / state['weights']}: unreadable backup "
-                                  f"({first_line(error)})") from None
+            raise CheckpointError(
+                f"{self.folder / state['weights']}: unreadable backup ({first_line(error)})"
+            ) from None
         # What Keras' own BackupAndRestore sets: fit() starts from this epoch.
         self.model._initial_epoch = state["epoch"]
         log.info("Resumed from the backup of epoch %d", state["epoch"])

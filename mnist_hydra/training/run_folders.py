@@ -68,8 +68,10 @@ def hold(run: Path) -> None:
         lock.seek(0)
         holder = lock.read().strip() or "another process"
         lock.close()
-        raise RunFolderError(f"{run} belongs to a run that is still running ({holder}): "
-                             f"wait for it to end or stop it; nothing was changed") from None
+        raise RunFolderError(
+            f"{run} belongs to a run that is still running ({holder}): "
+            f"wait for it to end or stop it; nothing was changed"
+        ) from None
     lock.truncate(0)
     lock.write(f"host {platform.node()}, pid {os.getpid()}\n")
     lock.flush()
@@ -99,8 +101,10 @@ def claim(run: Path, task_config: DictConfig) -> None:
 
 def _refuse_completed(run: Path) -> None:
     if run_status(run) == "completed":
-        raise RunFolderError(f"{run} holds a completed run, which is never overwritten: "
-                             f"leave hydra.run.dir unset (or point it at a new folder) to start a new run")
+        raise RunFolderError(
+            f"{run} holds a completed run, which is never overwritten: "
+            f"leave hydra.run.dir unset (or point it at a new folder) to start a new run"
+        )
 
 
 def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
@@ -109,12 +113,16 @@ def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
         return
     saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=False))
     now = _flat(OmegaConf.to_container(task_config, resolve=False))
-    differences = [f"{key}: {saved.get(key, '(absent)')} -> {now.get(key, '(absent)')}"
-                   for key in sorted(saved.keys() | now.keys())
-                   if key not in ("resume", "hydra") and saved.get(key, "(absent)") != now.get(key, "(absent)")]
+    differences = [
+        f"{key}: {saved.get(key, '(absent)')} -> {now.get(key, '(absent)')}"
+        for key in sorted(saved.keys() | now.keys())
+        if key not in ("resume", "hydra") and saved.get(key, "(absent)") != now.get(key, "(absent)")
+    ]
     if differences:
-        raise RunFolderError(f"{run} holds a run with another config, so continuing it would mix two runs "
-                             f"({'; '.join(differences)}): start a new run instead")
+        raise RunFolderError(
+            f"{run} holds a run with another config, so continuing it would mix two runs "
+            f"({'; '.join(differences)}): start a new run instead"
+        )
 
 
 def _flat(tree, prefix: str = "") -> dict:
@@ -144,8 +152,10 @@ def run_folder(resume: bool, new_folder: str, overrides) -> str:
         if _without_resume(OmegaConf.load(record)) == wanted and run_status(run) != "completed":
             holder = live_holder(run)
             if holder:
-                raise RunFolderError(f"resume=true: the newest unfinished run of this command, {run}, "
-                                     f"is still running ({holder}); wait for it to end or stop it")
+                raise RunFolderError(
+                    f"resume=true: the newest unfinished run of this command, {run}, "
+                    f"is still running ({holder}); wait for it to end or stop it"
+                )
             return str(run)
     raise RunFolderError(
         f"resume=true: no unfinished run in {root}/ was started with the overrides {wanted}; "
@@ -180,12 +190,19 @@ class RunFolderGuard(Callback):
 
 
 def _refuse_sweep(config: DictConfig) -> None:
-    if any(o.replace(" ", "").lower() not in ("resume=false", "resume=0")
-           for o in config.hydra.overrides.task if o.lstrip("+~").startswith("resume=")):
-        raise RunFolderError("resume=true does not apply to -m sweeps: resume a sweep's job one at a "
-                             "time with hydra.run.dir=<its job folder> (and its overrides)")
+    if any(
+        o.replace(" ", "").lower() not in ("resume=false", "resume=0")
+        for o in config.hydra.overrides.task
+        if o.lstrip("+~").startswith("resume=")
+    ):
+        raise RunFolderError(
+            "resume=true does not apply to -m sweeps: resume a sweep's job one at a "
+            "time with hydra.run.dir=<its job folder> (and its overrides)"
+        )
     sweep_dir = Path(config.hydra.sweep.dir)
     others = list(sweep_dir.glob("*/.hydra")) + list(sweep_dir.glob("multirun.yaml"))
     if others:
-        raise RunFolderError(f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs, "
-                             f"which its summary would mix with this one's: choose a new folder")
+        raise RunFolderError(
+            f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs, "
+            f"which its summary would mix with this one's: choose a new folder"
+        )

@@ -30,8 +30,12 @@ def whole_executions(steps_per_epoch: int, wanted: int) -> int:
     runs the last execution of an epoch into the next epoch's batches."""
     fitting = max(n for n in range(1, min(wanted, steps_per_epoch) + 1) if steps_per_epoch % n == 0)
     if fitting != wanted:
-        log.info("trainer.steps_per_execution=%d does not divide the %d steps of an epoch; using %d",
-                 wanted, steps_per_epoch, fitting)
+        log.info(
+            "trainer.steps_per_execution=%d does not divide the %d steps of an epoch; using %d",
+            wanted,
+            steps_per_epoch,
+            fitting,
+        )
     return fitting
 
 
@@ -40,8 +44,13 @@ def compiled_model(cfg: DictConfig, input_shape: tuple, num_classes: int, steps_
     from mnist_hydra.models import build_model
 
     model = build_model(cfg.model, input_shape, num_classes)
-    learning_rate = build("schedule", cfg.schedule, learning_rate=cfg.optimizer.learning_rate,
-                          steps_per_epoch=steps_per_epoch, epochs=cfg.trainer.epochs)
+    learning_rate = build(
+        "schedule",
+        cfg.schedule,
+        learning_rate=cfg.optimizer.learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.trainer.epochs,
+    )
     model.compile(
         optimizer=build("optimizer", cfg.optimizer, learning_rate=learning_rate),
         loss=build("loss", cfg.loss),
@@ -75,8 +84,14 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     from mnist_hydra.reporting.plots import plot_learning_curves
     from mnist_hydra.training.backup import EpochBackup
     from mnist_hydra.training.cpu import cpu_share, use_precision, use_threads
-    from mnist_hydra.training.records import (EpochRecorder, RunRecord, kill_point_callbacks,
-                                              library_versions, save_model, seed_everything)
+    from mnist_hydra.training.records import (
+        EpochRecorder,
+        RunRecord,
+        kill_point_callbacks,
+        library_versions,
+        save_model,
+        seed_everything,
+    )
 
     use_threads(cfg.trainer.threads or cpu_share(launcher))
     keras.backend.clear_session()  # a launcher may run several jobs in one process
@@ -89,21 +104,39 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     x_train, y_train = to_model_inputs(train_split, len(class_names))
     # Like Keras' validation_split: the last images of the training set, before shuffling.
     kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
-    validation = (evaluation_batches(x_train[kept:], y_train[kept:], cfg.trainer.batch_size)
-                  if kept < len(x_train) else None)
-    batches, steps_per_epoch = training_batches(x_train[:kept], y_train[:kept], cfg.trainer.batch_size,
-                                                cfg.seed, cfg.trainer.augment)
-    log.info("Data: %s, %d training (%d held out for validation) and %d test images of %s, %d classes",
-             dataset.name, kept, len(x_train) - kept, len(test_split.labels),
-             "x".join(map(str, dataset.image_shape)), len(class_names))
+    validation = (
+        evaluation_batches(x_train[kept:], y_train[kept:], cfg.trainer.batch_size)
+        if kept < len(x_train)
+        else None
+    )
+    batches, steps_per_epoch = training_batches(
+        x_train[:kept], y_train[:kept], cfg.trainer.batch_size, cfg.seed, cfg.trainer.augment
+    )
+    log.info(
+        "Data: %s, %d training (%d held out for validation) and %d test images of %s, %d classes",
+        dataset.name,
+        kept,
+        len(x_train) - kept,
+        len(test_split.labels),
+        "x".join(map(str, dataset.image_shape)),
+        len(class_names),
+    )
 
     model = compiled_model(cfg, dataset.image_shape, len(class_names), steps_per_epoch)
     model.summary(print_fn=log.info)
 
     # The classes and the image shape go with the run: evaluate, predict and the plots read them.
-    record = RunRecord(output_dir / "metrics.json", params=model.count_params(), seed=cfg.seed,
-                       dataset=dataset.name, class_names=class_names, image_shape=list(dataset.image_shape),
-                       train_images=kept, test_images=len(test_split.labels), versions=library_versions())
+    record = RunRecord(
+        output_dir / "metrics.json",
+        params=model.count_params(),
+        seed=cfg.seed,
+        dataset=dataset.name,
+        class_names=class_names,
+        image_shape=list(dataset.image_shape),
+        train_images=kept,
+        test_images=len(test_split.labels),
+        versions=library_versions(),
+    )
     epochs = EpochRecorder(output_dir / "epochs.json")
     # Weights, optimizer state and epoch count after every epoch; an earlier backup
     # in this folder (an interrupted run) is restored first. Removed once the run is completed.
@@ -119,14 +152,21 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
             # The backup last: once it holds an epoch, every record of that epoch is written.
             callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
         )
-        test = evaluate_on_test(model, test_split, class_names, cfg.trainer.batch_size,
-                                output_dir, plot_mistakes=False)
+        test = evaluate_on_test(
+            model, test_split, class_names, cfg.trainer.batch_size, output_dir, plot_mistakes=False
+        )
         plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
         save_model(model, output_dir / "model.keras")
-        last_validation = {name: values[-1] for name, values in epochs.history.items()
-                           if name.startswith("val_")}
-        metrics = record.update(status="completed", **test, **last_validation,
-                                history=epochs.history, epoch_seconds=epochs.seconds)
+        last_validation = {
+            name: values[-1] for name, values in epochs.history.items() if name.startswith("val_")
+        }
+        metrics = record.update(
+            status="completed",
+            **test,
+            **last_validation,
+            history=epochs.history,
+            epoch_seconds=epochs.seconds,
+        )
         tracker.finish(metrics, output_dir / "model.keras")
         shutil.rmtree(output_dir / "backup", ignore_errors=True)
 

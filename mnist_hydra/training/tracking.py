@@ -125,7 +125,7 @@ class MLflowTracker(Tracker):
 
 def _lock_path(tracking_uri: str):
     prefix = "sqlite:///"
-    return Path(tracking_uri[len(prefix):] + ".lock") if tracking_uri.startswith(prefix) else None
+    return Path(tracking_uri[len(prefix) :] + ".lock") if tracking_uri.startswith(prefix) else None
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
