@@ -19,9 +19,10 @@ from mnist_hydra.checks import is_number, require
 from mnist_hydra.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
-# What a run returns to a sweeper and a sweep summary ranks by; val_* are the last epoch's.
-# Losses rank lowest first, and a search minimizes them.
-OBJECTIVES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
+# The numbers a run reports (val_* are the last epoch's): what it returns to a sweeper (its
+# `objective`) and what a sweep's summary shows and ranks by. Losses rank lowest first, and a
+# search minimizes them.
+METRICS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
 SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
 MAX_IMAGE_SIZE = 1024  # pixels a side; past it one image alone is megabytes per layer
 MAX_THREADS = 256  # TensorFlow threads per op; more only adds contention
@@ -377,7 +378,7 @@ def validate(cfg: DictConfig) -> None:
                 cfg.schedule[key],
                 f"a value in [{low}, {high}]",
             )
-    require(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
+    require(cfg.objective in METRICS, "objective", cfg.objective, f"one of {', '.join(METRICS)}")
     require(
         not cfg.objective.startswith("val_") or trainer.validation_split > 0,
         "objective",

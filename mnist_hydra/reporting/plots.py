@@ -1,4 +1,4 @@
-"""Pictures of a run: learning curves, the confusion matrix, the worst mistakes.
+"""Pictures of a run (learning curves, the confusion matrix, the worst mistakes) and of a sweep.
 
 Each function writes one PNG and closes its figure, so that a sweep of many runs
 does not pile figures up in memory.
@@ -87,3 +87,29 @@ def plot_misclassified(
         )
     fig.suptitle(f"The {len(worst)} most confident mistakes of {len(wrong)}")
     _save(fig, path)
+
+
+def plot_metric_against(panels: dict, metric: str, path: Path) -> None:
+    """One panel per swept key: `metric` against the key's values ({key: [(value, metric), ...]}).
+    Numeric values on a line, in order; other values (names) as categories."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
+    for axis, (key, points) in zip(axes[0], panels.items()):
+        if all(_is_number(x) for x, _ in points):
+            points = sorted((float(x), y) for x, y in points)
+            axis.plot(*zip(*points), "o-" if len({x for x, _ in points}) == len(points) else "o")
+        else:
+            labels = sorted({x for x, _ in points})
+            axis.plot([labels.index(x) for x, _ in points], [y for _, y in points], "o")
+            axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        axis.set_xlabel(key)
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

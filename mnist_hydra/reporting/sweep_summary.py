@@ -20,13 +20,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_hydra.config import METRICS
 from mnist_hydra.errors import JobCrashed, first_line
-from mnist_hydra.files import file_lock, write_atomically, write_csv, write_json, write_text
+from mnist_hydra.files import file_lock, write_csv, write_json, write_text
 from mnist_hydra.training.run_folders import crashed
 
 log = logging.getLogger(__name__)
 
-METRICS = ["test_accuracy", "test_loss", "val_accuracy", "val_loss"]
 COLUMNS = ["job", "status", *METRICS, "params", "seconds", "overrides", "error"]
 
 
@@ -167,35 +167,12 @@ def plot_summary(rows: list[dict], keys: list[str], metric: str, path: Path) -> 
     if not done or not keys:
         path.unlink(missing_ok=True)
         return
-    import matplotlib
+    from mnist_hydra.reporting.plots import plot_metric_against
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for axis, key in zip(axes[0], keys):
-        points = [(_split(row["overrides"]).get(key, "(default)"), row[metric]) for row in done]
-        if all(_is_number(x) for x, _ in points):
-            points = sorted((float(x), y) for x, y in points)
-            axis.plot(*zip(*points), "o-" if len(set(x for x, _ in points)) == len(points) else "o")
-        else:
-            labels = sorted({x for x, _ in points})
-            axis.plot([labels.index(x) for x, _ in points], [y for _, y in points], "o")
-            axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        axis.set_xlabel(key)
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
-    plt.close(figure)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    panels = {
+        key: [(_split(row["overrides"]).get(key, "(default)"), row[metric]) for row in done] for key in keys
+    }
+    plot_metric_against(panels, metric, path)
 
 
 def finish_summary(sweep_dir: Path, metric: str) -> None:
