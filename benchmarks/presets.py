@@ -59,6 +59,8 @@ def run_preset(preset: str, seed: int, overrides: list[str], folder: Path) -> di
         "train_seconds": sum(record["epoch_seconds"]),
         "epoch_seconds": record["epoch_seconds"],
         "test_accuracy": record["test_accuracy"],
+        "history": record["history"],
+        "onednn": record.get("onednn"),
         "train_images": record["train_images"],
         "flops_per_example": training_flops(folder / "model.keras"),
     }

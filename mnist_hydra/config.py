@@ -19,6 +19,7 @@ from mnist_hydra.checks import is_number, require
 from mnist_hydra.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
+ONEDNN = ("auto", "on", "off")
 # The numbers a run reports (val_* are the last epoch's): what it returns to a sweeper (its
 # `objective`) and what a sweep's summary shows and ranks by. Losses rank lowest first, and a
 # search minimizes them.
@@ -169,6 +170,7 @@ class TrainerConfig:
     deterministic: bool = MISSING
     verbose: Any = MISSING  # Keras' fit(verbose=...): "auto", 0, 1 or 2
     threads: Optional[int] = MISSING  # null: this job's share of the CPU cores
+    onednn: str = MISSING
     precision: str = MISSING
     jit_compile: bool = MISSING
     steps_per_execution: int = MISSING
@@ -329,6 +331,7 @@ def validate(cfg: DictConfig) -> None:
         trainer.threads,
         f"an int from 1 to {MAX_THREADS}, or null for this job's share of the cores",
     )
+    require(trainer.onednn in ONEDNN, "trainer.onednn", trainer.onednn, f"one of {', '.join(ONEDNN)}")
     require(
         trainer.precision in PRECISIONS,
         "trainer.precision",

@@ -4,10 +4,11 @@ refusal of files that are not safe to load."""
 import json
 import struct
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train, run_cli
+from conftest import compose_train, load_dataset, run_cli
 
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.inference.checkpoints import TrainedRun, load_model
@@ -85,3 +86,61 @@ def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):
         )
         assert result.returncode != 0
         assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "debug=smoke",
+        "optimizer=adam",
+        "model.dropout=0.2,1.5,0.4",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1  # job 1's dropout is refused: it fails alone
+    result = run_cli(
+        "mnist_hydra.evaluate", f"ckpt_path={sweep}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [member["run"] for member in metrics["members"]] == [str(sweep / "0"), str(sweep / "2")]
+    assert metrics["skipped"] == ["1 (failed)"]
+
+    # The ensemble is the mean of the members' softmax outputs, on the runs' test images.
+    import keras
+
+    from mnist_hydra.data import to_model_inputs
+
+    _, test = load_dataset(compose_train(["debug=smoke"]).dataset)
+    images, _ = to_model_inputs(test, 10)
+    outputs = [
+        keras.models.load_model(sweep / job / "model.keras").predict(images, verbose=0) for job in "02"
+    ]
+    assert metrics["test_accuracy"] == pytest.approx(
+        np.mean(np.mean(outputs, axis=0).argmax(axis=1) == test.labels)
+    )
+    for member, output in zip(metrics["members"], outputs):
+        assert member["test_accuracy"] == pytest.approx(np.mean(output.argmax(axis=1) == test.labels))
+        run = json.loads((Path(member["run"]) / "metrics.json").read_text())
+        assert member["test_accuracy"] == pytest.approx(run["test_accuracy"])  # as each run reported
+    assert_png(tmp_path / "eval" / "confusion_matrix.png")
+
+
+def test_an_ensemble_of_runs_on_different_test_sets_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "debug=smoke",
+        "dataset.test_limit=100,50",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "mnist_hydra.evaluate", f"ckpt_path={sweep}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "an ensemble needs one dataset and one test set: 1 differ from 0" in result.stderr

@@ -1,6 +1,9 @@
 """Speed and accuracy levers: precision, the tf.data pipeline, augmentation, schedules, XLA."""
 
+import json
 import logging
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -179,3 +182,55 @@ def test_steps_per_execution_is_the_largest_that_divides_an_epoch():
     assert whole_executions(235, 8) == 5
     assert whole_executions(3, 2) == 1
     assert whole_executions(4, 16) == 4
+
+
+@pytest.mark.parametrize(
+    "flags,setting,user,expected",
+    [
+        ({"avx2", "fma"}, "auto", None, "1"),  # AVX2 only: TensorFlow would leave it off; auto turns it on
+        ({"sse4_2"}, "auto", None, None),  # no AVX2: TensorFlow's own choice
+        ({"avx2"}, "off", None, "0"),
+        ({"sse4_2"}, "on", None, "1"),
+        ({"avx2"}, "on", "0", "0"),  # the user's environment variable wins
+    ],
+)
+def test_onednn_setting_goes_into_the_environment_before_tensorflow(
+    flags, setting, user, expected, monkeypatch
+):
+    from mnist_hydra.training import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu, "_ONEDNN_SET_HERE", [])
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as in a job's fresh process
+    environment = {key: value for key, value in os.environ.items() if key != cpu.ONEDNN_VARIABLE}
+    if user is not None:
+        environment[cpu.ONEDNN_VARIABLE] = user
+    monkeypatch.setattr(os, "environ", environment)  # what the function sets goes no further
+    decided = cpu.use_onednn(setting)
+    assert os.environ.get(cpu.ONEDNN_VARIABLE) == expected
+    assert ("from the environment" in decided) == (user is not None)
+
+
+def test_a_run_records_whether_onednn_was_on_and_the_cpu_flags(tmp_path):
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ, "the environment's value would decide"
+    for setting in ("off", "on"):
+        result = run_cli(
+            "mnist_hydra.train",
+            *SMOKE,
+            f"trainer.onednn={setting}",
+            f"hydra.run.dir={tmp_path / setting}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        record = json.loads((tmp_path / setting / "metrics.json").read_text())
+        assert record["onednn"] is (setting == "on")
+        assert set(record["cpu_flags"]) <= {
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512_vnni",
+            "avx_vnni",
+            "avx512_bf16",
+            "amx_bf16",
+            "amx_tile",
+        }

@@ -86,3 +86,56 @@ def _import_model_module(run: TrainedRun) -> None:
             f"model._target_={target}: its module cannot be imported ({first_line(error)}); "
             f"put it on the Python path (PYTHONPATH) to load this run's model"
         ) from None
+
+
+def _jobs(folder: Path) -> list[Path]:
+    return sorted(
+        (path.parent for path in folder.glob("*/.hydra")),
+        key=lambda job: (not job.name.isdigit(), int(job.name) if job.name.isdigit() else job.name),
+    )
+
+
+def is_sweep(ckpt_path) -> bool:
+    """A sweep's folder: job folders (each with Hydra's .hydra/), no model of its own."""
+    folder = Path(str(ckpt_path)).expanduser()
+    return folder.is_dir() and not (folder / "model.keras").is_file() and bool(_jobs(folder))
+
+
+def sweep_runs(sweep_dir) -> "tuple[list[TrainedRun], list[str]]":
+    """A sweep folder's completed runs, and the jobs skipped (with why)."""
+    folder = Path(sweep_dir).expanduser()
+    jobs = _jobs(folder)
+    members, skipped = [], []
+    for job in jobs:
+        status = _status(job / "metrics.json") or _status(job / "job.json")  # a job refused before training
+        if status == "completed" and (job / "model.keras").is_file():
+            members.append(open_run(job))
+        else:
+            skipped.append(f"{job.name} ({status or 'never started training'})")
+    if not members:
+        raise CheckpointError(f"{folder}: none of its {len(jobs)} jobs completed ({', '.join(skipped)})")
+    return members, skipped
+
+
+def same_test_set(members: "list[TrainedRun]") -> None:
+    """Refuse an ensemble whose members were trained on different datasets or test images."""
+
+    def test_set(run: TrainedRun) -> str:
+        dataset = OmegaConf.to_container(run.config.dataset, resolve=False)
+        dataset.pop("train_limit", None)  # how much of the training set each used does not matter
+        return json.dumps([dataset, run.class_names, list(run.image_shape)], sort_keys=True)
+
+    first = test_set(members[0])
+    others = [run.folder.name for run in members[1:] if test_set(run) != first]
+    if others:
+        raise CheckpointError(
+            f"an ensemble needs one dataset and one test set: {', '.join(others)} "
+            f"differ from {members[0].folder.name} (dataset, test_limit or classes)"
+        )
+
+
+def _status(path: Path):
+    try:
+        return json.loads(path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -56,9 +56,12 @@ def evaluate_on_test(
 
 
 def evaluate(ckpt_path, output_dir: Path) -> dict:
-    """A trained run's model on the test set of the dataset it was trained on; metrics.json and plots."""
-    from mnist_hydra.inference.checkpoints import load_model, open_run
+    """A trained run's model on the test set of the dataset it was trained on; metrics.json and plots.
+    A sweep's folder: its completed runs evaluated as one ensemble (`evaluate_ensemble`)."""
+    from mnist_hydra.inference.checkpoints import is_sweep, load_model, open_run
 
+    if ckpt_path is not None and is_sweep(ckpt_path):
+        return evaluate_ensemble(ckpt_path, output_dir)
     run = open_run(ckpt_path)
     model = load_model(run)
     dataset = build("dataset", run.config.dataset)
@@ -73,5 +76,65 @@ def evaluate(ckpt_path, output_dir: Path) -> dict:
     metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, **metrics}
     write_json(output_dir / "metrics.json", metrics)
     log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
+    log.info("Outputs in %s", output_dir)
+    return metrics
+
+
+def evaluate_ensemble(sweep_dir, output_dir: Path) -> dict:
+    """The completed runs of a sweep as one model: the mean of their softmax outputs.
+
+    All must have been trained on the same dataset and evaluate on the same test images
+    (anything else is refused); failed or unfinished jobs are skipped and named. metrics.json
+    holds the ensemble's test_accuracy and test_loss (the cross-entropy of the mean
+    probabilities), its report, and each member's run folder and test accuracy.
+    """
+    from mnist_hydra.inference.checkpoints import load_model, same_test_set, sweep_runs
+
+    members, skipped = sweep_runs(sweep_dir)
+    same_test_set(members)
+    for name in skipped:
+        log.warning("Skipped %s", name)
+    dataset = build("dataset", members[0].config.dataset)
+    _, test = dataset.load()
+    images = test.images.astype(np.float32) / 255.0
+    class_names = members[0].class_names
+    probabilities, rows = [], []
+    for run in members:
+        predicted = load_model(run).predict(images, batch_size=run.config.trainer.batch_size, verbose=0)
+        probabilities.append(predicted)
+        accuracy = float(np.mean(predicted.argmax(axis=1) == test.labels))
+        rows.append({"run": str(run.folder), "test_accuracy": accuracy})
+        log.info("Member %s: test accuracy %.4f", run.folder, accuracy)
+    mean = np.mean(probabilities, axis=0)
+    picked = np.clip(mean[np.arange(len(test.labels)), test.labels], 1e-7, 1.0)
+    report = classification_report(test.labels, mean, class_names)
+    from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
+
+    accuracy = float(np.mean(mean.argmax(axis=1) == test.labels))
+    plot_confusion_matrix(
+        np.array(report["confusion_matrix"]),
+        class_names,
+        output_dir / "confusion_matrix.png",
+        title=f"Ensemble of {len(members)}: {accuracy:.2%} accurate on {len(images)} images",
+    )
+    plot_misclassified(images, test.labels, mean, class_names, output_dir / "misclassified.png")
+    metrics = {
+        "ensemble_of": str(sweep_dir),
+        "dataset": dataset.name,
+        "test_accuracy": accuracy,
+        "test_loss": float(-np.mean(np.log(picked))),
+        "members": rows,
+        "skipped": skipped,
+        **report,
+    }
+    write_json(output_dir / "metrics.json", metrics)
+    best = max(row["test_accuracy"] for row in rows)
+    log.info(
+        "Ensemble of %d runs: test accuracy %.4f (best member %.4f), loss %.4f",
+        len(members),
+        accuracy,
+        best,
+        metrics["test_loss"],
+    )
     log.info("Outputs in %s", output_dir)
     return metrics

@@ -1,14 +1,63 @@
-"""What a job asks of the CPU: its share of the cores, and the precision it computes in."""
+"""What a job asks of the CPU: oneDNN's kernels, its share of the cores, and the precision
+it computes in. TensorFlow is imported inside the functions: oneDNN must be chosen before it is."""
 
 import logging
 import os
+import sys
+from functools import cache
 from pathlib import Path
 
-import keras
-import tensorflow as tf
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+# What a run records of the CPU it ran on: the flags that decide TensorFlow's kernels.
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+_ONEDNN_SET_HERE: list = []  # the value this process put in the environment, if it did
+
+
+@cache
+def cpu_flags() -> frozenset:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def use_onednn(setting: str) -> str:
+    """Turn TensorFlow's oneDNN kernels on or off; call before TensorFlow is imported.
+
+    TensorFlow turns them on by itself only on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI
+    or AMX. `auto` also turns them on with AVX2 (measured faster there: README, Speed and
+    accuracy) and otherwise leaves TensorFlow's choice; `on` and `off` force it. A value the
+    user put in TF_ENABLE_ONEDNN_OPTS always wins. Returns what decided it, for the log.
+    """
+    user_value = os.environ.get(ONEDNN_VARIABLE)
+    if user_value is not None and user_value not in _ONEDNN_SET_HERE:
+        return f"{ONEDNN_VARIABLE}={user_value} from the environment"
+    wanted = {"on": "1", "off": "0"}.get(setting) or ("1" if "avx2" in cpu_flags() else None)
+    if wanted is None:
+        return "TensorFlow's own choice"
+    if "tensorflow" in sys.modules and os.environ.get(ONEDNN_VARIABLE) != wanted:
+        log.warning(
+            "trainer.onednn=%s comes too late: TensorFlow already runs in this process "
+            "(an earlier job of the basic launcher)",
+            setting,
+        )
+        return "unchanged: TensorFlow was already imported"
+    os.environ[ONEDNN_VARIABLE] = wanted
+    _ONEDNN_SET_HERE.append(wanted)
+    return f"trainer.onednn={setting}"
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def cpu_share(launcher) -> int:
@@ -29,6 +78,8 @@ def cpu_share(launcher) -> int:
 
 def use_threads(threads: int) -> None:
     """Give TensorFlow `threads` threads for each op, and at most two ops at once."""
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
@@ -44,6 +95,8 @@ def use_threads(threads: int) -> None:
 
 def use_precision(precision: str) -> None:
     """fp32, or bf16 as Keras' mixed_bfloat16; set for every job, since a process may run several."""
+    import keras
+
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     if precision == "bf16" and not native_bf16():
         log.warning(
@@ -53,8 +106,4 @@ def use_precision(precision: str) -> None:
 
 
 def native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags()

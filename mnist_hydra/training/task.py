@@ -76,6 +76,9 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
 
 def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     log.info("Output folder: %s", output_dir)
+    from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags, onednn_enabled, use_onednn
+
+    decided_by = use_onednn(cfg.trainer.onednn)  # before TensorFlow is imported
     import keras
 
     from mnist_hydra.data import to_model_inputs
@@ -93,6 +96,9 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
         seed_everything,
     )
 
+    onednn = onednn_enabled()
+    flags = [flag for flag in REPORTED_FLAGS if flag in cpu_flags()]
+    log.info("oneDNN kernels %s (%s); CPU flags: %s", "on" if onednn else "off", decided_by, " ".join(flags))
     use_threads(cfg.trainer.threads or cpu_share(launcher))
     keras.backend.clear_session()  # a launcher may run several jobs in one process
     use_precision(cfg.trainer.precision)
@@ -135,6 +141,8 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
         image_shape=list(dataset.image_shape),
         train_images=kept,
         test_images=len(test_split.labels),
+        onednn=onednn,
+        cpu_flags=flags,
         versions=library_versions(),
     )
     epochs = EpochRecorder(output_dir / "epochs.json")
