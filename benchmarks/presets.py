@@ -27,6 +27,9 @@ from pathlib import Path
 
 from epoch_overhead import run_plain as plain_keras_run  # benchmarks/ is on the path of its scripts
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags  # noqa: E402
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 RECIPE_EPOCHS = 12
 # conv1 26*26*32*3*3*1*2 + conv2 24*24*64*3*3*32*2 + dense 4096*250*2 + 250*10*2, as training_flops counts
@@ -165,12 +168,14 @@ def main() -> None:
 
     peak, how = peak_flops()
     print(f"CPU peak (fp32): {peak / 1e9:.0f} GFLOP/s = {how}")
+    print("CPU flags:", " ".join(flag for flag in REPORTED_FLAGS if flag in cpu_flags()) or "(none of note)")
     with tempfile.TemporaryDirectory() as scratch:
         runs = [
             run_preset(args.preset, seed, args.overrides, Path(scratch) / f"seed{seed}")
             for seed in range(1, args.seeds + 1)
         ]
     results = {"preset": describe(f"experiment={args.preset} {' '.join(args.overrides)}".strip(), runs, peak)}
+    print(f"  oneDNN            {', '.join('on' if run['onednn'] else 'off' for run in runs)}")
     if args.baseline_epochs:
         plain = run_plain(args.baseline_epochs, seed=1)
         results["plain"] = describe(
@@ -184,6 +189,14 @@ def main() -> None:
             f"{ratio:.3f}"
         )
         results["ratio_train_seconds"] = ratio
+        # The plain script keeps TensorFlow's defaults, as a user's script would (its oneDNN is
+        # TensorFlow's own choice for this CPU); its fastest epoch is the yardstick of `fast`.
+        epoch = min(plain["epoch_seconds"])
+        one_epoch = statistics.mean(results["preset"]["train_seconds"]) / epoch
+        print(
+            f"Training time, preset / ONE epoch of the plain script ({epoch:.1f} s, its fastest): {one_epoch:.3f}"
+        )
+        results["ratio_to_one_plain_epoch"] = one_epoch
     print(json.dumps(results))
 
 
