@@ -194,7 +194,8 @@ def main() -> None:
         epoch = min(plain["epoch_seconds"])
         one_epoch = statistics.mean(results["preset"]["train_seconds"]) / epoch
         print(
-            f"Training time, preset / ONE epoch of the plain script ({epoch:.1f} s, its fastest): {one_epoch:.3f}"
+            f"Training time, preset / ONE epoch of the plain script ({epoch:.1f} s, its fastest): "
+            f"{one_epoch:.3f}"
         )
         results["ratio_to_one_plain_epoch"] = one_epoch
     print(json.dumps(results))
