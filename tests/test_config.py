@@ -75,7 +75,6 @@ def test_issue_overrides_compose():
     "override",
     [
         "model.foo=1",  # unknown key
-        "model.kernel_size=abc",  # wrong type
         "trainer.epochs=1.5",
         "optimizer=adam optimizer.momentum=0.9",  # a key Adam does not have
         "seed=abc",
@@ -100,6 +99,8 @@ def test_each_optimizer_has_its_own_keys():
         ("model.filters=[]", "model.filters"),
         ("model.filters=[32,0]", "model.filters"),
         ("model.kernel_size=0", "model.kernel_size"),
+        ("model.kernel_size=abc", "model.kernel_size"),
+        ("model.kernel_size=[5,3,3]", "model.kernel_size"),  # three sizes for two convs
         ("model.kernel_size=29", "model.kernel_size"),
         ("model.filters=[16,32,64,128] model.kernel_size=9", "model.kernel_size"),  # shrinks below 9x9
         ("model.pool_size=0", "model.pool_size"),

@@ -93,3 +93,14 @@ def test_classifier_has_one_unit_per_class():
     cfg = compose_train(["dataset=fashion_mnist"])
     model = build_model(cfg.model, (28, 28, 1), len(cfg.dataset.class_names))
     assert model.output.shape[-1] == 10
+
+
+def test_each_conv_can_have_its_own_kernel_size():
+    model = build_model(
+        compose_train(["model.kernel_size=[5,3]", "model.pool_every=1", "model.pool_size=2"]).model,
+        (28, 28, 1),
+        10,
+    )
+    assert [model.get_layer(f"conv{i}").kernel_size for i in (1, 2)] == [(5, 5), (3, 3)]
+    # 28 -5+1-> 24 -pool-> 12 -3+1-> 10 -pool-> 5: 5x5x64 into the dense layer
+    assert model.get_layer("dense1").input.shape[-1] == 5 * 5 * 64

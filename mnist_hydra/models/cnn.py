@@ -49,7 +49,7 @@ PADDINGS = ("valid", "same")
 @dataclass
 class CNNConfig(ModelConfig):
     filters: list[int] = MISSING
-    kernel_size: int = MISSING
+    kernel_size: Any = MISSING  # an int for every conv, or a list of one per conv
     conv_activation: str = MISSING
     padding: str = MISSING
     batch_norm: bool = MISSING
@@ -59,6 +59,11 @@ class CNNConfig(ModelConfig):
     dense_units: Any = MISSING  # an int, a list of ints, or null: OmegaConf has no unions
     dense_activation: str = MISSING
     dense_dropout: float = MISSING
+
+
+def kernel_sizes(kernel_size: Any, num_convs: int) -> list:
+    """`model.kernel_size` as one size per conv: an int is every conv's."""
+    return [kernel_size] * num_convs if is_int(kernel_size) else list(kernel_size)
 
 
 def dense_widths(dense_units: Any) -> list[int]:
@@ -86,7 +91,13 @@ def check_cnn(model: DictConfig, input_shape: tuple, num_classes: int) -> tuple[
     require(len(filters) >= 1, "model.filters", filters, "a list of at least one positive int")
     for width in filters:
         require(is_int(width) and width >= 1, "model.filters", filters, "positive ints")
-    require(model.kernel_size >= 1, "model.kernel_size", model.kernel_size, "a positive int")
+    kernels = kernel_sizes(model.kernel_size, len(filters)) if not isinstance(model.kernel_size, str) else [0]
+    require(
+        len(kernels) == len(filters) and all(is_int(k) and k >= 1 for k in kernels),
+        "model.kernel_size",
+        model.kernel_size,
+        f"a positive int, or a list of {len(filters)} (one per conv of model.filters)",
+    )
     require(model.padding in PADDINGS, "model.padding", model.padding, f"one of {', '.join(PADDINGS)}")
     for key in ("conv_activation", "dense_activation"):
         require(model[key] in ACTIVATIONS, f"model.{key}", model[key], f"one of {', '.join(ACTIVATIONS)}")
@@ -119,17 +130,17 @@ def check_cnn(model: DictConfig, input_shape: tuple, num_classes: int) -> tuple[
     # reported here, not as a shape error deep inside Keras, and count what training holds.
     size, _, depth = input_shape
     params, activations = 0, 0
-    for index, width in enumerate(filters, start=1):
+    for index, (width, kernel) in enumerate(zip(filters, kernels), start=1):
         # With padding=same a kernel larger than the image only multiplies zeros (and memory).
         require(
-            model.kernel_size <= size,
+            kernel <= size,
             "model.kernel_size",
             model.kernel_size,
-            f"at most {size}: conv{index} sees a {size}x{size} image",
+            f"at most {size} for conv{index}: it sees a {size}x{size} image",
         )
         if model.padding == "valid":
-            size = size - model.kernel_size + 1
-        params += model.kernel_size**2 * depth * width + width
+            size = size - kernel + 1
+        params += kernel**2 * depth * width + width
         depth = width
         activations += 2 * size * size * depth  # the conv's output and its activation's
         if model.pool_size and pools_after(index, len(filters), model.pool_every):
@@ -153,7 +164,7 @@ def build_cnn(
     input_shape: tuple,
     num_classes: int,
     filters: list,
-    kernel_size: int,
+    kernel_size: Any,
     conv_activation: str,
     padding: str,
     batch_norm: bool,
@@ -176,10 +187,10 @@ def build_cnn(
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
-    for index, width in enumerate(filters, start=1):
+    for index, (width, kernel) in enumerate(zip(filters, kernel_sizes(kernel_size, len(filters))), start=1):
         x = layers.Conv2D(
             width,
-            kernel_size,
+            kernel,
             padding=padding,
             name=f"conv{index}",
             activation=None if batch_norm else conv_activation,
