@@ -101,9 +101,10 @@ class ImageFolderDataset(Dataset):
                 [
                     self.image_shape,
                     [
-                        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+                        (str(path), stat.st_size, stat.st_mtime_ns)
                         for part in sorted(files)
                         for path, _ in files[part]
+                        for stat in [path.stat()]  # one stat per file
                     ],
                 ]
             ).encode()

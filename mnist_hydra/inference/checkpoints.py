@@ -8,6 +8,7 @@ from typing import NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.errors import CheckpointError, first_line
+from mnist_hydra.training.run_folders import record_status, run_status
 
 
 class TrainedRun(NamedTuple):
@@ -107,7 +108,7 @@ def sweep_runs(sweep_dir) -> "tuple[list[TrainedRun], list[str]]":
     jobs = _jobs(folder)
     members, skipped = [], []
     for job in jobs:
-        status = _status(job / "metrics.json") or _status(job / "job.json")  # a job refused before training
+        status = run_status(job) or record_status(job / "job.json")  # job.json: a job refused before training
         if status == "completed" and (job / "model.keras").is_file():
             members.append(open_run(job))
         else:
@@ -132,10 +133,3 @@ def same_test_set(members: "list[TrainedRun]") -> None:
             f"an ensemble needs one dataset and one test set: {', '.join(others)} "
             f"differ from {members[0].folder.name} (dataset, test_limit or classes)"
         )
-
-
-def _status(path: Path):
-    try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None

@@ -29,12 +29,17 @@ LOCK = ".lock"
 _held: dict[Path, IO] = {}  # the run folders this process holds, by absolute path
 
 
-def run_status(run: Path) -> Optional[str]:
-    """The status in a run's metrics.json (running, completed, failed, interrupted), if any."""
+def record_status(path: Path) -> Optional[str]:
+    """The `status` in a JSON record (metrics.json, a sweep's job.json), if it can be read."""
     try:
-        return json.loads((run / "metrics.json").read_text()).get("status")
+        return json.loads(path.read_text()).get("status")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def run_status(run: Path) -> Optional[str]:
+    """The status in a run's metrics.json (running, completed, failed, interrupted), if any."""
+    return record_status(run / "metrics.json")
 
 
 def live_holder(run: Path) -> Optional[str]:

@@ -76,7 +76,15 @@ def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
 
 def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     log.info("Output folder: %s", output_dir)
-    from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags, onednn_enabled, use_onednn
+    from mnist_hydra.training.cpu import (
+        REPORTED_FLAGS,
+        cpu_flags,
+        cpu_share,
+        onednn_enabled,
+        use_onednn,
+        use_precision,
+        use_threads,
+    )
 
     decided_by = use_onednn(cfg.trainer.onednn)  # before TensorFlow is imported
     import keras
@@ -86,7 +94,6 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
     from mnist_hydra.reporting.evaluation import evaluate_on_test
     from mnist_hydra.reporting.plots import plot_learning_curves
     from mnist_hydra.training.backup import EpochBackup
-    from mnist_hydra.training.cpu import cpu_share, use_precision, use_threads
     from mnist_hydra.training.records import (
         EpochRecorder,
         RunRecord,
