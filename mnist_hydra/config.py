@@ -202,6 +202,23 @@ class PredictConfig:
     images: list[str] = MISSING
 
 
+@dataclass
+class ServeConfig:
+    ckpt_path: str = MISSING
+    host: str = MISSING
+    port: int = MISSING
+    max_bytes: int = MISSING
+
+
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+
+
+@dataclass
+class ExportConfig:
+    ckpt_path: str = MISSING
+    format: str = MISSING
+
+
 def _custom(base) -> DictConfig:
     """The group's base, open to keys of a user's own (a user's model or dataset has its own)."""
     node = OmegaConf.structured(base)
@@ -217,6 +234,8 @@ def register_schemas() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="predict_schema", node=PredictConfig)
+    store.store(name="serve_schema", node=ServeConfig)
+    store.store(name="export_schema", node=ExportConfig)
     group_schemas = {
         "dataset": (DatasetConfig, {"idx": IDXDatasetConfig, "image_folder": ImageFolderConfig}),
         "model": (ModelConfig, {"cnn": CNNConfig}),

@@ -28,6 +28,22 @@ class ImageError(MnistHydraError):
     """A file that is not a usable image, named."""
 
 
+class NotAnImage(ImageError):
+    """Bytes that no image decoder reads."""
+
+
+class ImageTooLarge(ImageError):
+    """An image with more bytes or pixels than allowed."""
+
+
+class BlankImage(ImageError):
+    """An image that holds nothing to read: blank, or only specks."""
+
+
+class ExportError(MnistHydraError):
+    """A model that could not be exported (a converter's failure, a full disk)."""
+
+
 class RunFolderError(MnistHydraError):
     """A run folder that a run may not use: live, completed, or another run's."""
 

@@ -3,7 +3,6 @@ files of MNIST-like sets (`idx.py`) or class folders of images (`image_folder.py
 of the package sees only what `Dataset` promises.
 """
 
-from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -46,8 +45,11 @@ class Dataset:
     def read(self) -> tuple[Split, Split]:
         raise NotImplementedError
 
-    def prepare(self, path: Path) -> np.ndarray:
-        """A person's image file as the model takes it: (height, width, channels) floats in [0, 1]."""
+    def prepare(self, source, name: Optional[str] = None) -> np.ndarray:
+        """A person's image as the model takes it: (height, width, channels) floats in [0, 1].
+
+        `source` is a file's path or its bytes (io.BytesIO); `name` tells it in errors.
+        Raises an ImageError (NotAnImage, ImageTooLarge, BlankImage) naming what is wrong."""
         raise NotImplementedError
 
 

@@ -6,11 +6,12 @@ at the centre. A photo or a drawing needs the same treatment to be read sensibly
 """
 
 from pathlib import Path
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_hydra.errors import ImageError, first_line
+from mnist_hydra.errors import BlankImage, ImageTooLarge, NotAnImage, first_line
 
 SIZE = 28
 BOX = 20  # the digit's longer side, as in MNIST
@@ -20,13 +21,19 @@ INK_LEVEL = 0.1  # below this share of the way from paper to ink, a pixel is pap
 MAX_PIXELS = 50_000_000
 
 
-def read_grayscale(path: Path) -> np.ndarray:
-    """Any PNG or JPEG as grayscale floats in [0, 1], upright as its EXIF says."""
+ImageSource = Union[Path, str, BinaryIO]  # a file's path, or its bytes (io.BytesIO) as a server gets them
+
+
+def read_grayscale(source: ImageSource, name: Optional[str] = None) -> np.ndarray:
+    """Any PNG or JPEG as grayscale floats in [0, 1], upright as its EXIF says.
+
+    `name` tells the image in errors (the path by default)."""
+    path = name or str(source)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(
+                raise ImageTooLarge(
                     f"{path}: {width}x{height}, more than the {MAX_PIXELS:,} pixels "
                     f"allowed: scale it down first"
                 )
@@ -39,13 +46,20 @@ def read_grayscale(path: Path) -> np.ndarray:
                 image = Image.alpha_composite(paper, image)
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:  # Pillow's own limit, a few times ours, hit while opening
-        raise ImageError(
+        raise ImageTooLarge(
             f"{path}: more than the {MAX_PIXELS:,} pixels allowed "
             f"(its header claims a decompression bomb's size)"
         ) from None
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
+        raise NotAnImage(f"{path}: not a readable image ({unreadable_reason(error)})") from None
     return pixels
+
+
+def unreadable_reason(error: Exception) -> str:
+    """Why Pillow could not read an image, without its repr of an in-memory file."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not a PNG, JPEG or other format Pillow reads"
+    return first_line(error)
 
 
 def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
@@ -56,7 +70,7 @@ def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
         pixels, background = 1.0 - pixels, 1.0 - background
     contrast = float(pixels.max()) - background
     if contrast < 0.1:
-        raise ImageError(f"{source}: no digit found (the image is blank)")
+        raise BlankImage(f"{source}: no digit found (the image is blank)")
     ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
 
     ink[ink < INK_LEVEL] = 0.0
@@ -70,7 +84,7 @@ def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
     resized = Image.fromarray((digit * 255).astype(np.uint8)).resize(new_size, Image.LANCZOS)
     digit = np.asarray(resized, dtype=np.float32) / 255.0
     if digit.max() < INK_LEVEL:  # a few specks far apart: scaled into 20x20, nothing is left
-        raise ImageError(f"{source}: no digit found (only specks, too small to read)")
+        raise BlankImage(f"{source}: no digit found (only specks, too small to read)")
 
     canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
     top, left = (SIZE - digit.shape[0]) // 2, (SIZE - digit.shape[1]) // 2
@@ -92,5 +106,5 @@ def _centre_by_mass(canvas: np.ndarray) -> np.ndarray:
     return np.roll(canvas, (shift_y, shift_x), axis=(0, 1))
 
 
-def load_digit(path: Path) -> np.ndarray:
-    return to_mnist_style(read_grayscale(path), str(path))
+def load_digit(source: ImageSource, name: Optional[str] = None) -> np.ndarray:
+    return to_mnist_style(read_grayscale(source, name), name or str(source))

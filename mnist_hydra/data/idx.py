@@ -90,8 +90,8 @@ class IDXDataset(Dataset):
         folder = self.folder()
         return self._split(folder, "train"), self._split(folder, "test")
 
-    def prepare(self, path: Path) -> np.ndarray:
-        return load_digit(path)[..., np.newaxis]  # MNIST's own preparation (data/digits.py)
+    def prepare(self, source, name=None) -> np.ndarray:
+        return load_digit(source, name)[..., np.newaxis]  # MNIST's own preparation (data/digits.py)
 
     def folder(self) -> Path:
         if self.data_dir is None:

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mnist_hydra.data import Dataset, Split
-from mnist_hydra.data.digits import MAX_PIXELS
-from mnist_hydra.errors import DataError, ImageError, first_line
+from mnist_hydra.data.digits import MAX_PIXELS, unreadable_reason
+from mnist_hydra.errors import DataError, ImageError, ImageTooLarge, NotAnImage
 from mnist_hydra.files import file_lock, write_atomically
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ class ImageFolderDataset(Dataset):
             Split(arrays["test_images"], arrays["test_labels"]),
         )
 
-    def prepare(self, path: Path) -> np.ndarray:
-        image, _ = _decode(Path(path), self.image_shape)
+    def prepare(self, source, name=None) -> np.ndarray:
+        image, _ = _decode(source, self.image_shape, name)
         return image.astype(np.float32) / 255.0
 
     def _decoded(self) -> dict:
@@ -120,7 +120,10 @@ class ImageFolderDataset(Dataset):
             for part, listed in files.items():
                 images = []
                 for path, _ in listed:
-                    image, was_resized = _decode(path, self.image_shape)
+                    try:
+                        image, was_resized = _decode(path, self.image_shape)
+                    except ImageError as error:  # in the dataset itself: a data problem
+                        raise DataError(str(error)) from None
                     images.append(image)
                     resized += was_resized
                 arrays[f"{part}_images"] = np.stack(images)
@@ -192,20 +195,22 @@ def _image_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]
     return listed
 
 
-def _decode(path: Path, shape: tuple) -> tuple[np.ndarray, bool]:
-    """One image as uint8 (height, width, channels), and whether it had to be resized."""
+def _decode(source, shape: tuple, name: Optional[str] = None) -> tuple[np.ndarray, bool]:
+    """One image (a path or its bytes) as uint8 (height, width, channels), and whether it had
+    to be resized."""
     height, width, channels = shape
+    path = name or str(source)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if image.size[0] * image.size[1] > MAX_PIXELS:
-                raise ImageError(f"{path}: more than the {MAX_PIXELS:,} pixels allowed")
+                raise ImageTooLarge(f"{path}: more than the {MAX_PIXELS:,} pixels allowed")
             image = image.convert("L" if channels == 1 else "RGB")
             resized = image.size != (width, height)
             if resized:
                 image = image.resize((width, height), Image.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: not a readable image ({first_line(error)})") from None
-    except ImageError as error:
-        raise DataError(str(error)) from None
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{path}: more than the {MAX_PIXELS:,} pixels allowed") from None
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise NotAnImage(f"{path}: not a readable image ({unreadable_reason(error)})") from None
     return pixels.reshape(height, width, channels), resized

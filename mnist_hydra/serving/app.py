@@ -1,0 +1,94 @@
+"""The web application: the drawing page, and the JSON API it and other clients use.
+
+    GET  /          the page (page/index.html, with page.js and page.css under /page/)
+    POST /predict   an image, as the raw body or as the multipart field `file`
+    GET  /model     the run: its folder, dataset, classes, test accuracy
+    GET  /health    {"status": "ok"} while the model is loaded (it loads before the server starts)
+
+Every error is JSON, {"error": "<one line>"}, with a 4xx status: 400 no image in the request,
+413 too many bytes or pixels, 415 not an image, 422 nothing to read (blank), 404 and 405 as
+usual. An error ends that request only; the server goes on.
+"""
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from mnist_hydra.errors import BlankImage, ImageError, ImageTooLarge, NotAnImage
+from mnist_hydra.serving.classifier import Classifier
+
+PAGE = Path(__file__).parent / "page"
+STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
+
+
+def create_app(classifier: Classifier, max_bytes: int) -> FastAPI:
+    # No /docs: FastAPI's interactive docs load their scripts from a CDN; /openapi.json stays.
+    app = FastAPI(title="mnist-hydra", docs_url=None, redoc_url=None)
+    described = classifier.describe()
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, error: ImageError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=STATUS.get(type(error), 400))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE / "index.html")
+
+    app.mount("/page", StaticFiles(directory=PAGE), name="page")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "run": described["run"]}
+
+    @app.get("/model")
+    async def model() -> dict:
+        return described
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        data, name = await read_image(request, max_bytes)
+        # Preparing the image and the model call are CPU work: off the event loop.
+        return await run_in_threadpool(classifier.classify, data, name)
+
+    return app
+
+
+async def read_image(request: Request, max_bytes: int) -> tuple[bytes, str]:
+    """The uploaded image's bytes and a name for it, reading no more than `max_bytes`."""
+    too_large = ImageTooLarge(f"more than the {max_bytes:,} bytes allowed (serve's max_bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large  # refused before a byte of it is read
+    body = bytearray()
+    async for chunk in request.stream():  # a chunked upload declares no length: count it
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+
+    data, name = bytes(body), "the request's body"
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+
+        async def replay() -> dict:  # the body, already read, for the form parser
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ImageError("the form has no file field named `file`: send the image as `file`")
+        data, name = await upload.read(), upload.filename or "the uploaded file"
+    if not data:
+        raise ImageError(
+            "no image in the request: send a PNG or JPEG as the body or as the form field `file`"
+        )
+    return data, name

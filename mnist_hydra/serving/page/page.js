@@ -1,0 +1,149 @@
+// The drawing page: sends the canvas (or a chosen file) to POST /predict and shows the answer.
+"use strict";
+
+const canvas = document.getElementById("canvas");
+const pen = canvas.getContext("2d");
+const seen = document.getElementById("seen");
+const message = document.getElementById("message");
+let drawing = false;
+let last = null;
+let inFlight = false; // one request at a time; a change meanwhile sends again when it returns
+let changed = false;
+
+function clearCanvas() {
+  pen.fillStyle = "white";
+  pen.fillRect(0, 0, canvas.width, canvas.height);
+  document.getElementById("predicted").textContent = "–";
+  document.getElementById("bars").innerHTML = "";
+  message.textContent = "";
+  seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
+}
+
+function point(event) {
+  const box = canvas.getBoundingClientRect();
+  return { x: (event.clientX - box.left) * canvas.width / box.width,
+           y: (event.clientY - box.top) * canvas.height / box.height };
+}
+
+function strokeTo(p) {
+  pen.lineWidth = canvas.width / 14; // about MNIST's stroke, once the digit is fitted into 20x20
+  pen.lineCap = "round";
+  pen.lineJoin = "round";
+  pen.strokeStyle = "black";
+  pen.beginPath();
+  pen.moveTo(last.x, last.y);
+  pen.lineTo(p.x, p.y);
+  pen.stroke();
+  last = p;
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  canvas.setPointerCapture(event.pointerId);
+  last = point(event);
+  strokeTo(point(event)); // a dot for a tap
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+  for (const each of (events.length ? events : [event])) strokeTo(point(each));
+  predictCanvas();
+});
+for (const end of ["pointerup", "pointercancel"]) {
+  canvas.addEventListener(end, () => {
+    if (!drawing) return;
+    drawing = false;
+    predictCanvas();
+  });
+}
+
+function predictCanvas() {
+  if (inFlight) { changed = true; return; }
+  inFlight = true;
+  changed = false;
+  document.body.dataset.busy = "true"; // for tests: "false" once the shown answer is the canvas'
+  canvas.toBlob((blob) => send(blob, "image/png").finally(() => {
+    inFlight = false;
+    if (changed) predictCanvas();
+    else document.body.dataset.busy = "false";
+  }), "image/png");
+}
+
+async function send(body, type) {
+  try {
+    const options = { method: "POST", body };
+    if (type) options.headers = { "Content-Type": type };
+    const response = await fetch("/predict", options);
+    const answer = await response.json();
+    if (!response.ok) { showError(answer.error || response.statusText); return; }
+    show(answer);
+  } catch (error) {
+    showError(`the server did not answer (${error})`);
+  }
+}
+
+function showError(text) {
+  message.textContent = text;
+  document.getElementById("predicted").textContent = "?";
+}
+
+function show(answer) {
+  message.textContent = "";
+  const predicted = document.getElementById("predicted");
+  predicted.textContent = answer.predicted;
+  predicted.dataset.index = answer.index;
+  const bars = document.getElementById("bars");
+  bars.innerHTML = "";
+  answer.class_names.forEach((name, i) => {
+    const p = answer.probabilities[i];
+    const row = document.createElement("li");
+    if (i === answer.index) row.className = "best";
+    row.innerHTML = '<span class="name"></span><span><div class="bar"></div></span><span class="value"></span>';
+    row.querySelector(".name").textContent = name;
+    row.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
+    row.querySelector(".value").textContent = `${(100 * p).toFixed(1)}%`;
+    bars.appendChild(row);
+  });
+  drawSeen(answer.image);
+}
+
+function drawSeen(image) {
+  // image: rows of gray values in [0, 1], or of [r, g, b] for a colour dataset
+  seen.height = image.length;
+  seen.width = image[0].length;
+  const pixels = seen.getContext("2d").createImageData(seen.width, seen.height);
+  image.forEach((row, y) => row.forEach((value, x) => {
+    const rgb = Array.isArray(value) ? value : [value, value, value];
+    const at = 4 * (y * seen.width + x);
+    rgb.forEach((c, k) => { pixels.data[at + k] = Math.round(255 * c); });
+    pixels.data[at + 3] = 255;
+  }));
+  seen.getContext("2d").putImageData(pixels, 0, 0);
+}
+
+function sendFile(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  send(form, null);
+}
+
+document.getElementById("clear").addEventListener("click", clearCanvas);
+document.getElementById("file").addEventListener("change", (event) => sendFile(event.target.files[0]));
+const drop = document.getElementById("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  sendFile(event.dataTransfer.files[0]);
+});
+
+fetch("/model").then((response) => response.json()).then((run) => {
+  const accuracy = run.test_accuracy == null ? "test accuracy not recorded"
+    : `test accuracy ${(100 * run.test_accuracy).toFixed(2)}%`;
+  const name = run.run.split("/").slice(-2).join("/");
+  document.getElementById("run").textContent =
+    `Run ${name} · dataset ${run.dataset} (${run.class_names.length} classes) · ${accuracy}`;
+});
+clearCanvas();

@@ -1,0 +1,256 @@
+"""Serving: the prediction API (in process), the command line, and the page in a real browser."""
+
+import io
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image, ImageDraw
+from test_predict import mnist_test_images, png_claiming
+
+from mnist_hydra.data.digits import load_digit
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def vertical_stroke() -> bytes:
+    """A 1 as a person draws it: one black stroke on white."""
+    image = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(image).line([(100, 30), (100, 170)], fill=0, width=14)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_run):
+    from mnist_hydra.serving.classifier import Classifier
+
+    return Classifier(trained_run)
+
+
+@pytest.fixture(scope="module")
+def client(classifier):
+    from fastapi.testclient import TestClient
+
+    from mnist_hydra.serving.app import create_app
+
+    return TestClient(create_app(classifier, max_bytes=200_000))
+
+
+def test_health_and_model_describe_the_run(client, trained_run):
+    import json
+
+    assert client.get("/health").json() == {"status": "ok", "run": str(trained_run)}
+    described = client.get("/model").json()
+    record = json.loads((trained_run / "metrics.json").read_text())
+    assert described["class_names"] == [str(d) for d in range(10)]
+    assert described["dataset"] == "mnist"
+    assert described["test_accuracy"] == record["test_accuracy"]
+    assert described["image_shape"] == [28, 28, 1]
+
+
+def test_the_api_answers_as_predict_prepares_and_the_model_reads(client, classifier, tmp_path):
+    images, _ = mnist_test_images()
+    for index in (3, 4):
+        path = tmp_path / f"{index}.png"
+        path.write_bytes(png_bytes(255 - images[index]))  # dark on light, as a person writes
+        raw = client.post("/predict", content=path.read_bytes(), headers={"Content-Type": "image/png"})
+        with path.open("rb") as file:
+            form = client.post("/predict", files={"file": ("digit.png", file, "image/png")})
+        assert raw.status_code == form.status_code == 200
+        assert raw.json() == form.json()
+        answer = raw.json()
+
+        # The image the model saw is predict's preparation of the file (data/digits.py) ...
+        prepared = load_digit(path)
+        assert np.abs(np.array(answer["image"]) - prepared).max() < 1e-4
+        # ... and the probabilities are the model's for it.
+        expected = classifier.model.predict(prepared[None, ..., None], verbose=0)[0]
+        assert np.abs(np.array(answer["probabilities"]) - expected).max() < 1e-5
+        assert answer["predicted"] == str(int(expected.argmax())) == answer["class_names"][answer["index"]]
+        assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"", 400, "no image in the request"),
+        (b"just some text", 415, "not a readable image"),
+        (png_bytes(np.full((40, 40), 255, np.uint8)), 422, "no digit found"),
+        (png_claiming(8000, 8000), 413, "more than the 50,000,000 pixels"),
+        (b"\0" * 200_001, 413, "more than the 200,000 bytes"),
+    ],
+    ids=["empty", "text", "blank", "too-many-pixels", "too-many-bytes"],
+)
+def test_bad_input_gets_a_one_line_json_error_and_the_server_goes_on(client, body, status, message):
+    answer = client.post("/predict", content=body, headers={"Content-Type": "application/octet-stream"})
+    assert answer.status_code == status
+    assert message in answer.json()["error"] and "\n" not in answer.json()["error"]
+    assert client.post("/predict", content=vertical_stroke()).status_code == 200
+
+
+def test_an_upload_without_a_length_is_cut_off_at_the_limit(client):
+    def chunks():  # sent chunked: no Content-Length to refuse it by
+        for _ in range(30):
+            yield b"\0" * 10_000
+
+    answer = client.post("/predict", content=chunks())
+    assert answer.status_code == 413 and "200,000 bytes" in answer.json()["error"]
+
+
+def test_a_form_without_the_file_field_and_unknown_paths_are_json_errors(client):
+    answer = client.post("/predict", files={"picture": ("a.png", vertical_stroke(), "image/png")})
+    assert answer.status_code == 400 and "`file`" in answer.json()["error"]
+    assert client.get("/nowhere").status_code == 404 and "error" in client.get("/nowhere").json()
+    assert client.get("/predict").status_code == 405
+
+
+def test_the_page_and_its_files_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<canvas id="canvas"' in page.text
+    assert "http" not in re.sub(r'href="/|src="/', "", page.text)  # nothing from a CDN: works offline
+    assert client.get("/page/page.js").status_code == 200
+    assert client.get("/page/page.css").status_code == 200
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(trained_run, tmp_path_factory):
+    """`python -m mnist_hydra.serve` on a free port; yields its address."""
+    folder = tmp_path_factory.mktemp("serve")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_hydra.serve", f"ckpt_path={trained_run}", "port=0"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline()  # printed once the model is loaded and the port bound
+    found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    assert found, f"no address in {line!r}"
+    yield found.group(1)
+    process.send_signal(signal.SIGINT)  # Ctrl+C
+    assert process.wait(timeout=30) == -signal.SIGINT  # uvicorn stops cleanly, then re-raises the signal
+
+
+def test_the_server_answers_concurrent_clients_each_with_its_own_answer(server):
+    import httpx
+
+    images, _ = mnist_test_images()
+    bodies = [png_bytes(images[i]) for i in range(10)]
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert http.get("health").json()["status"] == "ok"
+        alone = [http.post("predict", content=body).json()["probabilities"] for body in bodies]
+
+        def ask(i: int):
+            return i % 10, http.post("predict", content=bodies[i % 10]).json()["probabilities"]
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(ask, range(60)))
+    assert all(np.allclose(probabilities, alone[which], atol=1e-6) for which, probabilities in answers)
+
+
+def test_a_taken_port_and_a_missing_checkpoint_are_one_line_errors(server, trained_run, tmp_path):
+    port = re.search(r":(\d+)/", server).group(1)
+    taken = run_cli("mnist_hydra.serve", f"ckpt_path={trained_run}", f"port={port}", cwd=tmp_path)
+    assert taken.returncode != 0
+    assert f"cannot listen on host=127.0.0.1 port={port}" in taken.stderr and "port=0" in taken.stderr
+    missing = run_cli("mnist_hydra.serve", "port=0", cwd=tmp_path)
+    assert missing.returncode != 0 and "ckpt_path is required" in missing.stderr
+
+
+# --- the page in a real browser --------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "no chromium and chromedriver on PATH: on Debian, apt-get install chromium chromium-driver "
+            "(.ci/run installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager may not download anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,720"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def draw(driver, canvas, strokes) -> None:
+    """Draw with the mouse, as a person does: real pointer events, from the canvas' centre."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    actions = ActionChains(driver, duration=20)
+    for start, *moves in strokes:
+        actions.move_to_element_with_offset(canvas, *start).click_and_hold()
+        for dx, dy in moves:
+            actions.move_by_offset(dx, dy)
+        actions.release()
+    actions.perform()
+
+
+def shown_answer(driver) -> tuple[str, list[str]]:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(
+        lambda d: d.find_element("tag name", "body").get_attribute("data-busy") == "false"
+    )
+    predicted = driver.find_element("id", "predicted").text
+    values = [element.text for element in driver.find_elements("css selector", "#bars .value")]
+    return predicted, values
+
+
+def test_the_page_shows_what_the_api_says_of_the_drawing(server, browser, tmp_path):
+    import base64
+
+    import httpx
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element("id", "run").text.startswith("Run "))
+    assert "dataset mnist" in browser.find_element("id", "run").text
+    assert "test accuracy" in browser.find_element("id", "run").text
+    canvas = browser.find_element("id", "canvas")
+
+    # A 7: a bar across the top, then down to the left, in small steps.
+    draw(browser, canvas, [[(-60, -80), *[(12, 0)] * 10, *[(-6, 16)] * 10]])
+    predicted, values = shown_answer(browser)
+    drawn = browser.execute_script("return document.getElementById('canvas').toDataURL('image/png')")
+    png = base64.b64decode(drawn.split(",", 1)[1])
+    answer = httpx.post(server + "predict", content=png, timeout=60).json()
+    assert predicted == answer["predicted"]
+    assert values == [f"{100 * p:.1f}%" for p in answer["probabilities"]]
+    seen = browser.execute_script("const c = document.getElementById('seen'); return [c.width, c.height]")
+    assert seen == [28, 28]
+    browser.save_screenshot(str(tmp_path / "page.png"))
+
+    # Cleared, then one vertical stroke: a 1.
+    browser.find_element("id", "clear").click()
+    assert browser.find_element("id", "predicted").text == "–"
+    draw(browser, canvas, [[(0, -90), *[(0, 12)] * 15]])
+    predicted, _ = shown_answer(browser)
+    assert predicted == "1"
+    browser.save_screenshot(str(tmp_path / "page-1.png"))
+    assert Path(tmp_path / "page-1.png").stat().st_size > 10_000
