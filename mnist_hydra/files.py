@@ -11,6 +11,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,27 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.close(folder)
 
 
+def write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write_atomically` for a folder: `write` fills a temporary folder, which then takes
+    `path`'s place. Two renames, not one (Linux cannot swap folders from Python): a kill
+    between them leaves no folder at `path`, the old one hidden beside it, removed by the
+    next write's clean-up (remove_temporaries)."""
+    path = Path(path)
+    temporary, old = temporary_name(path), temporary_name(path)
+    try:
+        write(temporary)
+        kill_point(f"write:{path.name}")  # tests only
+        if path.exists():
+            os.rename(path, old)
+        os.rename(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if old.exists() and not path.exists():
+            os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda temporary: temporary.write_text(text))
 
@@ -71,7 +93,10 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
 def remove_temporaries(folder: Path) -> None:
     """Temporary files that a killed process left (call only while holding the folder's lock)."""
     for leftover in folder.glob(".*.partial*"):
-        leftover.unlink(missing_ok=True)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -1,0 +1,26 @@
+"""Export a trained model for deployment: a SavedModel, a LiteRT (TFLite) file, or ONNX.
+
+    python -m mnist_hydra.export ckpt_path=<run folder or model.keras> format=saved_model|tflite|onnx
+    (installed as: mnist-hydra-export)
+
+Writes into the run's export/ folder (mnist_hydra/inference/exporting.py; README: Exporting).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_hydra.config import register_schemas
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    from mnist_hydra.inference.checkpoints import ckpt_path_of
+    from mnist_hydra.inference.exporting import export
+
+    print(f"Exported to {export(ckpt_path_of(cfg), cfg.format)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A trained model in a format for deployment, by Keras' own exporters (`Model.export`).
+
+    saved_model  export/saved_model/   a TensorFlow SavedModel with a `serve` endpoint
+                                       (TensorFlow Serving, tf.saved_model.load)
+    tflite       export/model.tflite   LiteRT (TensorFlow Lite), for phones and small devices
+    onnx         export/model.onnx     ONNX, with the [onnx] extra (tf2onnx)
+
+Every format takes the model's input, (batch, height, width, channels) float32 pixels in
+[0, 1] prepared like the run's dataset, and gives each class's probability.
+"""
+
+import logging
+from pathlib import Path
+
+from mnist_hydra.config import EXPORT_FORMATS
+from mnist_hydra.errors import ConfigError, ExportError, first_line
+from mnist_hydra.files import file_lock, remove_temporaries, write_atomically, write_folder_atomically
+
+log = logging.getLogger(__name__)
+KERAS_FORMAT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
+EXPORTED_NAME = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+
+
+def export(ckpt_path, format: str) -> Path:
+    """Write the run's model in `format` into the run's export/ folder; return its path."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"format={format}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if format == "onnx":
+        _require_onnx()
+    from mnist_hydra.inference.checkpoints import load_model, open_run
+
+    run = open_run(ckpt_path)
+    model = load_model(run)
+    import numpy as np
+
+    model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
+    folder = run.folder / "export"
+    folder.mkdir(exist_ok=True)
+    target = folder / EXPORTED_NAME[format]
+    with file_lock(folder / ".lock"):  # two exports at once take turns
+        remove_temporaries(folder)  # what a killed export left
+        write = write_folder_atomically if format == "saved_model" else write_atomically
+        try:
+            write(
+                target,
+                lambda temporary: model.export(str(temporary), format=KERAS_FORMAT[format], verbose=False),
+            )
+        except OSError as error:  # a full disk, a read-only folder: the earlier export stays
+            raise ExportError(f"{target}: could not be written ({first_line(error)})") from None
+        except Exception as error:  # a converter's failure, whatever its kind: one line
+            raise ExportError(f"{run.model_path}: the {format} export failed: {first_line(error)}") from None
+    log.info("Exported %s as %s", run.model_path, target)
+    return target
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(
+            f"format=onnx needs the optional ONNX converter ({first_line(error)}): "
+            f"pip install 'mnist-hydra[onnx]'"
+        ) from None
