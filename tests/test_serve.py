@@ -254,3 +254,51 @@ def test_the_page_shows_what_the_api_says_of_the_drawing(server, browser, tmp_pa
     assert predicted == "1"
     browser.save_screenshot(str(tmp_path / "page-1.png"))
     assert Path(tmp_path / "page-1.png").stat().st_size > 10_000
+
+
+# --- a run of one's own data: its classes and colours --------------------------------
+
+
+def test_a_colour_image_folder_run_is_served_with_its_own_classes(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mnist_hydra.serving.app import create_app
+    from mnist_hydra.serving.classifier import Classifier
+
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 40, 230)}
+    generator = np.random.default_rng(0)
+    for name, rgb in colours.items():
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for number in range(10):
+            noisy = np.clip(np.array(rgb) + generator.integers(-25, 25, (20, 20, 3)), 0, 255)
+            Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / "shapes" / name / f"{number}.png")
+    trained = run_cli(
+        "mnist_hydra.train",
+        "dataset=image_folder",
+        f"dataset.path={tmp_path / 'shapes'}",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "dataset.channels=3",
+        "dataset.image_size=16",
+        "model.filters=[8]",
+        "model.dense_units=16",
+        "trainer.epochs=2",
+        "trainer.batch_size=8",
+        "tracker=none",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr
+    classifier = Classifier(tmp_path / "run")
+    client = TestClient(create_app(classifier, max_bytes=100_000))
+    assert client.get("/model").json()["class_names"] == ["blue", "green", "red"]
+    assert client.get("/model").json()["dataset"] == "image_folder"
+
+    photo = tmp_path / "photo.jpg"  # another size and format than the training images
+    Image.new("RGB", (50, 40), colours["red"]).save(photo)
+    answer = client.post("/predict", content=photo.read_bytes()).json()
+    prepared = classifier.dataset.prepare(photo)  # predict's preparation: resized, RGB
+    assert np.array(answer["image"]).shape == (16, 16, 3)
+    assert np.abs(np.array(answer["image"]) - prepared).max() < 1e-4
+    expected = classifier.model.predict(prepared[None], verbose=0)[0]
+    assert answer["predicted"] == ["blue", "green", "red"][int(expected.argmax())]
+    assert np.abs(np.array(answer["probabilities"]) - expected).max() < 1e-5
