@@ -175,6 +175,7 @@ class TrainerConfig:
     jit_compile: bool = MISSING
     steps_per_execution: int = MISSING
     augment: AugmentConfig = MISSING
+    tta_shift: int = MISSING  # pixels; 0: no test-time augmentation
 
 
 @dataclass
@@ -380,6 +381,12 @@ def validate(cfg: DictConfig) -> None:
         "trainer.augment.rotation",
         trainer.augment.rotation,
         "degrees in [0, 180]; 0 for none",
+    )
+    require(
+        0 <= trainer.tta_shift < cfg.dataset.image_size // 2,
+        "trainer.tta_shift",
+        trainer.tta_shift,
+        f"pixels from 0 (off) to {cfg.dataset.image_size // 2 - 1}, less than half the image",
     )
     if "label_smoothing" in cfg.loss:
         require(

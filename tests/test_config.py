@@ -132,6 +132,8 @@ def test_each_optimizer_has_its_own_keys():
         ("optimizer.learning_rate=inf", "optimizer.learning_rate"),
         ("optimizer.learning_rate=nan", "optimizer.learning_rate"),
         ("optimizer=adam optimizer.epsilon=inf", "optimizer.epsilon"),
+        ("trainer.tta_shift=-1", "trainer.tta_shift"),
+        ("trainer.tta_shift=14", "trainer.tta_shift"),  # half of 28: nothing of the digit left
     ],
 )
 def test_validate_rejects_bad_values_naming_the_key(override, key):

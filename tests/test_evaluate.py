@@ -144,3 +144,49 @@ def test_an_ensemble_of_runs_on_different_test_sets_is_refused(tmp_path):
     )
     assert result.returncode == 1
     assert "an ensemble needs one dataset and one test set: 1 differ from 0" in result.stderr
+
+
+def test_images_are_moved_with_black_coming_in():
+    from mnist_hydra.reporting.evaluation import moved
+
+    images = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
+    assert moved(images, 1, 0)[0, :, :, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]
+    assert moved(images, 0, -1)[0, :, :, 0].tolist() == [[2, 3, 0], [5, 6, 0], [8, 9, 0]]
+    assert np.array_equal(moved(images, 0, 0), images)
+
+
+def test_test_time_augmentation_averages_the_moved_views(tmp_path):
+    """A smoke run with trainer.tta_shift=1: its test accuracy is that of the mean of the
+    model's outputs for each image and its four one-pixel moves, and evaluate agrees."""
+    import keras
+
+    run = tmp_path / "run"
+    trained = run_cli(
+        "mnist_hydra.train", "debug=smoke", "trainer.tta_shift=1", f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    assert trained.returncode == 0, trained.stderr
+    record = json.loads((run / "metrics.json").read_text())
+
+    _, test = load_dataset(compose_train(["debug=smoke"]).dataset)
+    images = test.images.astype(np.float32) / 255.0
+    model = keras.models.load_model(run / "model.keras")
+    views = [images]
+    for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):  # rolled, then the wrapped edge blacked out
+        view = np.roll(images, step, axis=axis)
+        edge = [slice(None)] * 4
+        edge[axis] = 0 if step == 1 else -1
+        view[tuple(edge)] = 0
+        views.append(view)
+    mean = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
+    assert record["test_accuracy"] == pytest.approx(np.mean(mean.argmax(axis=1) == test.labels))
+    plain = np.mean(model.predict(images, verbose=0).argmax(axis=1) == test.labels)
+    assert record["test_accuracy_without_tta"] == pytest.approx(plain)
+
+    evaluated = run_cli(
+        "mnist_hydra.evaluate", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert (
+        json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"]
+        == record["test_accuracy"]
+    )

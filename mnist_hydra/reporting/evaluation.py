@@ -31,16 +31,59 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
     return {"confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
+def moved(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(n, h, w, c) images moved by dy rows and dx columns; what comes in is black (0)."""
+    height, width = images.shape[1:3]
+    out = np.zeros_like(images)
+    out[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
+        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
+
+
+def predicted_probabilities(model, images: np.ndarray, batch_size: int, tta_shift: int = 0) -> np.ndarray:
+    """The model's softmax outputs. With `tta_shift` (test-time augmentation), the mean of its
+    outputs for each image as it is and moved that many pixels up, down, left and right."""
+    s = tta_shift
+    views = [(0, 0)] + ([(s, 0), (-s, 0), (0, s), (0, -s)] if s else [])
+    return np.mean(
+        [model.predict(moved(images, dy, dx), batch_size=batch_size, verbose=0) for dy, dx in views], axis=0
+    )
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
 def evaluate_on_test(
-    model, test_split, class_names: list, batch_size: int, output_dir: Path, plot_mistakes: bool
+    model,
+    test_split,
+    class_names: list,
+    batch_size: int,
+    output_dir: Path,
+    plot_mistakes: bool,
+    tta_shift: int = 0,
 ) -> dict:
-    """Test loss and accuracy (as Keras computes them), the report, and the plots."""
+    """Test loss and accuracy (as Keras computes them), the report, and the plots.
+
+    With `tta_shift`, accuracy and report are those of the averaged views
+    (predicted_probabilities), the loss the cross-entropy of the averaged probabilities, and
+    Keras' figures for the image as it is are kept as `..._without_tta`."""
     from mnist_hydra.data import to_model_inputs
     from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
 
     images, one_hot = to_model_inputs(test_split, len(class_names))
     test_loss, test_accuracy = model.evaluate(images, one_hot, batch_size=batch_size, verbose=0)
-    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    probabilities = predicted_probabilities(model, images, batch_size, tta_shift)
+    without_tta = {}
+    if tta_shift:
+        without_tta = {
+            "test_loss_without_tta": float(test_loss),
+            "test_accuracy_without_tta": float(test_accuracy),
+        }
+        test_loss = cross_entropy(probabilities, test_split.labels)
+        test_accuracy = float(np.mean(probabilities.argmax(axis=1) == test_split.labels))
     report = classification_report(test_split.labels, probabilities, class_names)
     plot_confusion_matrix(
         np.array(report["confusion_matrix"]),
@@ -52,7 +95,7 @@ def evaluate_on_test(
         plot_misclassified(
             images, test_split.labels, probabilities, class_names, output_dir / "misclassified.png"
         )
-    return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), **report}
+    return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), **without_tta, **report}
 
 
 def evaluate(ckpt_path, output_dir: Path) -> dict:
@@ -71,7 +114,13 @@ def evaluate(ckpt_path, output_dir: Path) -> dict:
     # The training run's batch size, so that the sums add up in the same order
     # and the accuracy equals the one the run reported.
     metrics = evaluate_on_test(
-        model, test, run.class_names, run.config.trainer.batch_size, output_dir, plot_mistakes=True
+        model,
+        test,
+        run.class_names,
+        run.config.trainer.batch_size,
+        output_dir,
+        plot_mistakes=True,
+        tta_shift=run.config.trainer.get("tta_shift", 0),  # runs from before it existed: 0
     )
     metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, **metrics}
     write_json(output_dir / "metrics.json", metrics)
@@ -100,13 +149,15 @@ def evaluate_ensemble(sweep_dir, output_dir: Path) -> dict:
     class_names = members[0].class_names
     probabilities, rows = [], []
     for run in members:
-        predicted = load_model(run).predict(images, batch_size=run.config.trainer.batch_size, verbose=0)
+        trainer = run.config.trainer
+        predicted = predicted_probabilities(
+            load_model(run), images, trainer.batch_size, trainer.get("tta_shift", 0)
+        )
         probabilities.append(predicted)
         accuracy = float(np.mean(predicted.argmax(axis=1) == test.labels))
         rows.append({"run": str(run.folder), "test_accuracy": accuracy})
         log.info("Member %s: test accuracy %.4f", run.folder, accuracy)
     mean = np.mean(probabilities, axis=0)
-    picked = np.clip(mean[np.arange(len(test.labels)), test.labels], 1e-7, 1.0)
     report = classification_report(test.labels, mean, class_names)
     from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
 
@@ -122,7 +173,7 @@ def evaluate_ensemble(sweep_dir, output_dir: Path) -> dict:
         "ensemble_of": str(sweep_dir),
         "dataset": dataset.name,
         "test_accuracy": accuracy,
-        "test_loss": float(-np.mean(np.log(picked))),
+        "test_loss": cross_entropy(mean, test.labels),
         "members": rows,
         "skipped": skipped,
         **report,

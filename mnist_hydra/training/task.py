@@ -168,7 +168,13 @@ def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
             callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
         )
         test = evaluate_on_test(
-            model, test_split, class_names, cfg.trainer.batch_size, output_dir, plot_mistakes=False
+            model,
+            test_split,
+            class_names,
+            cfg.trainer.batch_size,
+            output_dir,
+            plot_mistakes=False,
+            tta_shift=cfg.trainer.tta_shift,
         )
         plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
         save_model(model, output_dir / "model.keras")
