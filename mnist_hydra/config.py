@@ -195,6 +195,7 @@ class TrainConfig:
 @dataclass
 class EvaluateConfig:
     ckpt_path: str = MISSING
+    tta_shift: Optional[int] = MISSING  # null: each run's own trainer.tta_shift
 
 
 @dataclass

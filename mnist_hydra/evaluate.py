@@ -22,7 +22,8 @@ def main(cfg: DictConfig) -> float:
     from mnist_hydra.inference.checkpoints import ckpt_path_of
     from mnist_hydra.reporting.evaluation import evaluate
 
-    return evaluate(ckpt_path_of(cfg), Path(HydraConfig.get().runtime.output_dir))["test_accuracy"]
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    return evaluate(ckpt_path_of(cfg), output_dir, cfg.tta_shift)["test_accuracy"]
 
 
 if __name__ == "__main__":

@@ -190,3 +190,14 @@ def test_test_time_augmentation_averages_the_moved_views(tmp_path):
         json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"]
         == record["test_accuracy"]
     )
+    # tta_shift=0 evaluates each image as it is, whatever the run had: Keras' figure.
+    evaluated = run_cli(
+        "mnist_hydra.evaluate",
+        f"ckpt_path={run}",
+        "tta_shift=0",
+        f"hydra.run.dir={tmp_path / 'plain'}",
+        cwd=tmp_path,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert (plain["tta_shift"], plain["test_accuracy"]) == (0, record["test_accuracy_without_tta"])

@@ -2,10 +2,12 @@
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from mnist_hydra.building import build
+from mnist_hydra.errors import ConfigError
 from mnist_hydra.files import write_json
 
 log = logging.getLogger(__name__)
@@ -98,13 +100,22 @@ def evaluate_on_test(
     return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), **without_tta, **report}
 
 
-def evaluate(ckpt_path, output_dir: Path) -> dict:
+def tta_of(run, tta_shift: Optional[int]) -> int:
+    """The test-time augmentation to evaluate `run` with: `tta_shift`, or else the run's own."""
+    if tta_shift is None:
+        return run.config.trainer.get("tta_shift", 0)  # runs from before it existed: 0
+    if not 0 <= tta_shift < run.image_shape[0] // 2:
+        raise ConfigError(f"tta_shift={tta_shift}: pixels from 0 (off) to {run.image_shape[0] // 2 - 1}")
+    return tta_shift
+
+
+def evaluate(ckpt_path, output_dir: Path, tta_shift: Optional[int] = None) -> dict:
     """A trained run's model on the test set of the dataset it was trained on; metrics.json and plots.
     A sweep's folder: its completed runs evaluated as one ensemble (`evaluate_ensemble`)."""
     from mnist_hydra.inference.checkpoints import is_sweep, load_model, open_run
 
     if ckpt_path is not None and is_sweep(ckpt_path):
-        return evaluate_ensemble(ckpt_path, output_dir)
+        return evaluate_ensemble(ckpt_path, output_dir, tta_shift)
     run = open_run(ckpt_path)
     model = load_model(run)
     dataset = build("dataset", run.config.dataset)
@@ -113,6 +124,7 @@ def evaluate(ckpt_path, output_dir: Path) -> dict:
 
     # The training run's batch size, so that the sums add up in the same order
     # and the accuracy equals the one the run reported.
+    shift = tta_of(run, tta_shift)
     metrics = evaluate_on_test(
         model,
         test,
@@ -120,16 +132,16 @@ def evaluate(ckpt_path, output_dir: Path) -> dict:
         run.config.trainer.batch_size,
         output_dir,
         plot_mistakes=True,
-        tta_shift=run.config.trainer.get("tta_shift", 0),  # runs from before it existed: 0
+        tta_shift=shift,
     )
-    metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, **metrics}
+    metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, "tta_shift": shift, **metrics}
     write_json(output_dir / "metrics.json", metrics)
     log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
     log.info("Outputs in %s", output_dir)
     return metrics
 
 
-def evaluate_ensemble(sweep_dir, output_dir: Path) -> dict:
+def evaluate_ensemble(sweep_dir, output_dir: Path, tta_shift: Optional[int] = None) -> dict:
     """The completed runs of a sweep as one model: the mean of their softmax outputs.
 
     All must have been trained on the same dataset and evaluate on the same test images
@@ -149,9 +161,8 @@ def evaluate_ensemble(sweep_dir, output_dir: Path) -> dict:
     class_names = members[0].class_names
     probabilities, rows = [], []
     for run in members:
-        trainer = run.config.trainer
         predicted = predicted_probabilities(
-            load_model(run), images, trainer.batch_size, trainer.get("tta_shift", 0)
+            load_model(run), images, run.config.trainer.batch_size, tta_of(run, tta_shift)
         )
         probabilities.append(predicted)
         accuracy = float(np.mean(predicted.argmax(axis=1) == test.labels))
