@@ -158,7 +158,8 @@ PRESETS = {  # name: (parameters, the keys that make the recipe)
     "best": (
         331_306,
         {
-            "trainer.epochs": 15,
+            "trainer.epochs": 25,
+            "trainer.tta_shift": 1,
             "model.batch_norm": True,
             "trainer.augment.shift": 0.1,
             "trainer.augment.rotation": 10.0,
