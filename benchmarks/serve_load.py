@@ -59,6 +59,7 @@ def main() -> None:
     import httpx
 
     bodies, labels = test_images(args.requests)
+    log = open("/tmp/serve-load.log", "w+")  # the server's stdout: its address, then the access log
     server = subprocess.Popen(
         [
             sys.executable,
@@ -68,12 +69,20 @@ def main() -> None:
             "port=0",
             "hydra.run.dir=/tmp/serve-load",
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
-        address = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
+        address = None
+        while address is None and server.poll() is None:
+            time.sleep(0.5)
+            log.seek(0)
+            address = next(
+                (m.group(1) for m in re.finditer(r"^Serving .* at (http://\S+/)", log.read(), re.M)), None
+            )
+        if address is None:
+            raise SystemExit("the server stopped before printing its address: see /tmp/serve-load.log")
         limits = httpx.Limits(max_connections=args.clients)
         with httpx.Client(base_url=address, timeout=120, limits=limits) as http:
             alone, alone_seconds = [], []

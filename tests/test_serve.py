@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -128,6 +129,18 @@ def test_the_page_and_its_files_are_served_from_the_package(client):
 # --- the command line ----------------------------------------------------------------
 
 
+def serving_address(process: subprocess.Popen) -> str:
+    """The address `serve` prints once the model is loaded and the port bound (log lines,
+    which go to stdout too, may come first); empty if the process ends first."""
+    for line in process.stdout:
+        found = re.search(r"^Serving .* at (http://\S+/)", line)
+        if found:
+            # The access log goes on to stdout: keep reading it, or a full pipe stops the server.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return found.group(1)
+    return ""
+
+
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
     """`python -m mnist_hydra.serve` on a free port; yields its address."""
@@ -139,10 +152,9 @@ def server(trained_run, tmp_path_factory):
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    line = process.stdout.readline()  # printed once the model is loaded and the port bound
-    found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-    assert found, f"no address in {line!r}"
-    yield found.group(1)
+    address = serving_address(process)
+    assert address, "the server stopped before printing its address"
+    yield address
     process.send_signal(signal.SIGINT)  # Ctrl+C
     assert process.wait(timeout=30) == -signal.SIGINT  # uvicorn stops cleanly, then re-raises the signal
 
