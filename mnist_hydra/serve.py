@@ -24,8 +24,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise ConfigError(f"port={port}: a port is 1 to 65535, or 0 for any free one")
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, protocol, *_ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        # The protocol given, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
+        # say IPPROTO_TCP, and with Nagle on, a kept-alive connection waits ~40 ms a response.
+        sock = socket.socket(family, kind, protocol)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as error:
