@@ -314,3 +314,24 @@ def test_a_colour_image_folder_run_is_served_with_its_own_classes(tmp_path):
     expected = classifier.model.predict(prepared[None], verbose=0)[0]
     assert answer["predicted"] == ["blue", "green", "red"][int(expected.argmax())]
     assert np.abs(np.array(answer["probabilities"]) - expected).max() < 1e-5
+
+
+def test_a_failure_inside_the_server_is_a_json_500_and_the_server_goes_on():
+    from fastapi.testclient import TestClient
+
+    from mnist_hydra.serving.app import create_app
+
+    class Failing:  # a classifier whose model breaks on one image
+        def describe(self):
+            return {"run": "nowhere"}
+
+        def classify(self, data, name):
+            if data == b"break":
+                raise RuntimeError("the model's call failed\nwith a second line")
+            return {"predicted": "fine"}
+
+    client = TestClient(create_app(Failing(), max_bytes=1000), raise_server_exceptions=False)
+    broken = client.post("/predict", content=b"break")
+    assert broken.status_code == 500
+    assert broken.json() == {"error": "the server failed: the model's call failed"}
+    assert client.post("/predict", content=b"fine").json() == {"predicted": "fine"}

@@ -7,9 +7,11 @@
 
 Every error is JSON, {"error": "<one line>"}, with a 4xx status: 400 no image in the request,
 413 too many bytes or pixels, 415 not an image, 422 nothing to read (blank), 404 and 405 as
-usual. An error ends that request only; the server goes on.
+usual; 500 with the error's first line if the server itself fails. An error ends that
+request only; the server goes on.
 """
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from mnist_hydra.errors import BlankImage, ImageError, ImageTooLarge, NotAnImage
+from mnist_hydra.errors import BlankImage, ImageError, ImageTooLarge, NotAnImage, first_line
 from mnist_hydra.serving.classifier import Classifier
 
+log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
 
@@ -40,6 +43,11 @@ def create_app(classifier: Classifier, max_bytes: int) -> FastAPI:
         return JSONResponse(
             {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)  # the traceback, in the log
+        return JSONResponse({"error": f"the server failed: {first_line(error)}"}, status_code=500)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
