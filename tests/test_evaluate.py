@@ -201,3 +201,9 @@ def test_test_time_augmentation_averages_the_moved_views(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     assert (plain["tta_shift"], plain["test_accuracy"]) == (0, record["test_accuracy_without_tta"])
+
+
+def test_an_evaluate_tta_shift_out_of_range_is_one_line(trained_run, tmp_path):
+    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run}", "tta_shift=14", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "tta_shift=14: pixels from 0 (off) to 13" in result.stderr and "Traceback" not in result.stderr

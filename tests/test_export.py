@@ -104,3 +104,15 @@ def test_a_killed_export_leaves_the_earlier_one_and_the_next_cleans_up(run_copy,
     assert list((run_copy / "export").glob(".*partial*"))  # the killed one's leftovers ...
     export(run_copy, "saved_model")
     assert not list((run_copy / "export").glob(".*partial*"))  # ... gone after the next export
+
+
+def test_two_exports_at_once_take_turns_and_leave_one_whole_export(run_copy, reference, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mnist_hydra.export", f"ckpt_path={run_copy}", "format=saved_model"]
+    both = [subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert [process.wait(timeout=300) for process in both] == [0, 0], [p.stderr.read() for p in both]
+    x, expected = reference
+    assert np.abs(saved_model_outputs(run_copy / "export" / "saved_model", x) - expected).max() <= 1e-5
+    assert not list((run_copy / "export").glob(".*partial*"))
