@@ -28,14 +28,13 @@ from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags  # noqa: E402
 
 
 def test_images(count: int) -> tuple[list[bytes], np.ndarray]:
-    from hydra import compose, initialize_config_module
+    from layer_times import compose  # benchmarks/ is on the path of its scripts
 
-    import mnist_hydra.train  # noqa: F401  (registers the schemas)
     from mnist_hydra.building import build
 
-    with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
-        dataset = compose(config_name="train").dataset
-    _, test = build("dataset", dataset).load()  # the shipped MNIST, read as training reads it
+    _, test = build(
+        "dataset", compose("tutorial", []).dataset
+    ).load()  # the shipped MNIST, read as training reads it
     bodies = []
     for pixels in test.images[:count, ..., 0]:
         out = io.BytesIO()

@@ -317,6 +317,11 @@ def _validate_dataset(dataset: DictConfig) -> None:
         )
 
 
+def max_tta_shift(image_size: int) -> int:
+    """The largest test-time shift: less than half the image, or little of a digit is left."""
+    return image_size // 2 - 1
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject out-of-range values with one line naming the key; the types are Hydra's job."""
     from mnist_hydra.models import check_model
@@ -384,10 +389,10 @@ def validate(cfg: DictConfig) -> None:
         "degrees in [0, 180]; 0 for none",
     )
     require(
-        0 <= trainer.tta_shift < cfg.dataset.image_size // 2,
+        0 <= trainer.tta_shift <= max_tta_shift(cfg.dataset.image_size),
         "trainer.tta_shift",
         trainer.tta_shift,
-        f"pixels from 0 (off) to {cfg.dataset.image_size // 2 - 1}, less than half the image",
+        f"pixels from 0 (off) to {max_tta_shift(cfg.dataset.image_size)}, less than half the image",
     )
     if "label_smoothing" in cfg.loss:
         require(

@@ -12,6 +12,8 @@ Every format takes the model's input, (batch, height, width, channels) float32 p
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from mnist_hydra.config import EXPORT_FORMATS
 from mnist_hydra.errors import ConfigError, ExportError, first_line
 from mnist_hydra.files import file_lock, remove_temporaries, write_atomically, write_folder_atomically
@@ -31,8 +33,6 @@ def export(ckpt_path, format: str) -> Path:
 
     run = open_run(ckpt_path)
     model = load_model(run)
-    import numpy as np
-
     model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
     folder = run.folder / "export"
     folder.mkdir(exist_ok=True)

@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from mnist_hydra.building import build
+from mnist_hydra.config import max_tta_shift
 from mnist_hydra.errors import ConfigError
 from mnist_hydra.files import write_json
 
@@ -35,6 +36,8 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
 
 def moved(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """(n, h, w, c) images moved by dy rows and dx columns; what comes in is black (0)."""
+    if not dy and not dx:
+        return images  # the view as it is: no copy of the whole test set
     height, width = images.shape[1:3]
     out = np.zeros_like(images)
     out[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
@@ -104,8 +107,10 @@ def tta_of(run, tta_shift: Optional[int]) -> int:
     """The test-time augmentation to evaluate `run` with: `tta_shift`, or else the run's own."""
     if tta_shift is None:
         return run.config.trainer.get("tta_shift", 0)  # runs from before it existed: 0
-    if not 0 <= tta_shift < run.image_shape[0] // 2:
-        raise ConfigError(f"tta_shift={tta_shift}: pixels from 0 (off) to {run.image_shape[0] // 2 - 1}")
+    if not 0 <= tta_shift <= max_tta_shift(run.image_shape[0]):
+        raise ConfigError(
+            f"tta_shift={tta_shift}: pixels from 0 (off) to {max_tta_shift(run.image_shape[0])}"
+        )
     return tta_shift
 
 
