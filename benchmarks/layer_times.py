@@ -62,20 +62,21 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     cfg = compose(args.preset, overrides)
 
-    from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags, onednn_enabled, use_onednn, use_threads
+    from mnist_hydra.machine import reported_flags, use_onednn
 
     use_onednn(cfg.trainer.onednn)
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from mnist_hydra.training.cpu import onednn_enabled, use_threads
     from mnist_hydra.training.task import compiled_model
 
     use_threads(cfg.trainer.threads or os.cpu_count())
     batch = cfg.trainer.batch_size
     shape = (cfg.dataset.image_size, cfg.dataset.image_size, cfg.dataset.channels)
     model = compiled_model(cfg, shape, 10, steps_per_epoch=100)
-    flags = " ".join(flag for flag in REPORTED_FLAGS if flag in cpu_flags())
+    flags = " ".join(reported_flags())
     print(f"CPU flags: {flags}; oneDNN {'on' if onednn_enabled() else 'off'}")
     print(
         f"experiment={args.preset} {' '.join(overrides)}: batch {batch}, {model.count_params():,} parameters"

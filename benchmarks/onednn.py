@@ -20,7 +20,7 @@ from pathlib import Path
 from presets import run_preset  # benchmarks/ is on the path of its scripts
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags  # noqa: E402
+from mnist_hydra.machine import reported_flags  # noqa: E402
 
 
 def main():
@@ -32,7 +32,7 @@ def main():
     args, overrides = parser.parse_known_args()
     if args.epochs:
         overrides.append(f"trainer.epochs={args.epochs}")
-    print("CPU flags:", " ".join(flag for flag in REPORTED_FLAGS if flag in cpu_flags()) or "(none of note)")
+    print("CPU flags:", " ".join(reported_flags()) or "(none of note)")
 
     runs = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as scratch:

@@ -28,7 +28,7 @@ from pathlib import Path
 from epoch_overhead import run_plain as plain_keras_run  # benchmarks/ is on the path of its scripts
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags  # noqa: E402
+from mnist_hydra.machine import reported_flags  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 RECIPE_EPOCHS = 12
@@ -168,7 +168,7 @@ def main() -> None:
 
     peak, how = peak_flops()
     print(f"CPU peak (fp32): {peak / 1e9:.0f} GFLOP/s = {how}")
-    print("CPU flags:", " ".join(flag for flag in REPORTED_FLAGS if flag in cpu_flags()) or "(none of note)")
+    print("CPU flags:", " ".join(reported_flags()) or "(none of note)")
     with tempfile.TemporaryDirectory() as scratch:
         runs = [
             run_preset(args.preset, seed, args.overrides, Path(scratch) / f"seed{seed}")

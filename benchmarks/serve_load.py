@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from mnist_hydra.training.cpu import REPORTED_FLAGS, cpu_flags  # noqa: E402
+from mnist_hydra.machine import reported_flags  # noqa: E402
 
 
 def test_images(count: int) -> tuple[list[bytes], np.ndarray]:
@@ -116,7 +116,7 @@ def main() -> None:
     accuracy = np.mean([int(answer["predicted"]) == label for answer, label in zip(alone, labels)])
     latencies = [1000 * seconds for *_, seconds in results]
     p50, p90, p99 = (percentile(latencies, share) for share in (0.5, 0.9, 0.99))
-    print(f"CPU flags: {' '.join(f for f in REPORTED_FLAGS if f in cpu_flags())}")
+    print(f"CPU flags: {' '.join(reported_flags())}")
     print(f"{args.requests} requests from {args.clients} concurrent clients, {args.ckpt}")
     print(f"  answered as when sent alone: {correct} of {len(results)}")
     print(f"  test accuracy of the answers: {accuracy:.2%}")

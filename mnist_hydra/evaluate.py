@@ -2,7 +2,8 @@
 
     python -m mnist_hydra.evaluate ckpt_path=<run folder or model.keras>   (mnist-hydra-evaluate)
 
-Writes metrics.json (loss, accuracy, per-class precision, recall and accuracy),
+A sweep's folder is evaluated as an ensemble of its completed runs. Writes metrics.json
+(loss, accuracy, per-class precision, recall and accuracy, each member's accuracy),
 confusion_matrix.png and misclassified.png into its own output folder.
 """
 
@@ -12,18 +13,19 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnist_hydra.config import register_schemas
+from mnist_hydra.config.schema import register_schemas
+from mnist_hydra.config.validate import validate_evaluate
 
 register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    from mnist_hydra.inference.checkpoints import ckpt_path_of
-    from mnist_hydra.reporting.evaluation import evaluate
+    validate_evaluate(cfg)
+    from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    return evaluate(ckpt_path_of(cfg), output_dir, cfg.tta_shift)["test_accuracy"]
+    return evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift)["test_accuracy"]
 
 
 if __name__ == "__main__":

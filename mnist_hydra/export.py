@@ -3,23 +3,24 @@
     python -m mnist_hydra.export ckpt_path=<run folder or model.keras> format=saved_model|tflite|onnx
     (installed as: mnist-hydra-export)
 
-Writes into the run's export/ folder (mnist_hydra/inference/exporting.py; README: Exporting).
+Writes into the run's export/ folder (mnist_hydra/inference/exporting.py; README: Export).
 """
 
 import hydra
 from omegaconf import DictConfig
 
-from mnist_hydra.config import register_schemas
+from mnist_hydra.config.schema import register_schemas
+from mnist_hydra.config.validate import validate_export
 
 register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from mnist_hydra.inference.checkpoints import ckpt_path_of
-    from mnist_hydra.inference.exporting import export
+    validate_export(cfg)
+    from mnist_hydra.inference.exporting import export  # TensorFlow loads here
 
-    print(f"Exported to {export(ckpt_path_of(cfg), cfg.format)}")
+    print(f"Exported to {export(cfg.ckpt_path, cfg.format)}")
 
 
 if __name__ == "__main__":

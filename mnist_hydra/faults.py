@@ -13,6 +13,8 @@ dies without a word, as under the kernel's OOM killer.
 import os
 import signal
 
+from hydra.core.hydra_config import HydraConfig
+
 VARIABLE, JOB_VARIABLE = "MNIST_HYDRA_TEST_KILL_AT", "MNIST_HYDRA_TEST_KILL_JOB"
 _reached: dict[str, int] = {}
 
@@ -38,6 +40,4 @@ def _in_the_named_job() -> bool:
     job = os.environ.get(JOB_VARIABLE)
     if job is None:
         return True
-    from hydra.core.hydra_config import HydraConfig
-
     return HydraConfig.initialized() and str(HydraConfig.get().job.get("num")) == job

@@ -14,17 +14,18 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnist_hydra.config import register_schemas
+from mnist_hydra.config.schema import register_schemas
+from mnist_hydra.config.validate import validate_predict
 
 register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from mnist_hydra.inference.checkpoints import ckpt_path_of
-    from mnist_hydra.inference.prediction import predict
+    validate_predict(cfg)
+    from mnist_hydra.inference.prediction import predict  # TensorFlow loads here
 
-    predict(ckpt_path_of(cfg), list(cfg.images), Path(HydraConfig.get().runtime.output_dir))
+    predict(cfg.ckpt_path, list(cfg.images), Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Outputs go to Hydra's run folder: model.keras, metrics.json, learning_curves.png
 confusion_matrix.png, the tracker's files, the log and .hydra/ (README: Outputs).
 """
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -13,19 +14,24 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
-from mnist_hydra.config import register_schemas, search_direction
-from mnist_hydra.training.run_folders import run_folder
+from mnist_hydra.config.schema import register_schemas, search_direction
+from mnist_hydra.config.validate import validate
+from mnist_hydra.machine import use_onednn
+from mnist_hydra.training.guard import run_folder
 
 register_schemas()
 register_launchers()
 OmegaConf.register_new_resolver("mnist_hydra.run_folder", run_folder, replace=True)
 OmegaConf.register_new_resolver("mnist_hydra.direction", search_direction, replace=True)
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns `objective` (test accuracy by default) for sweepers to optimize."""
-    from mnist_hydra.training.task import train
+    validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
+    log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
+    from mnist_hydra.training.task import train  # TensorFlow loads here
 
     hydra_cfg = HydraConfig.get()
     try:

@@ -1,6 +1,11 @@
-"""Shared fixtures: the real configs composed with Hydra's compose API, and CLI runs."""
+"""Shared fixtures: the real configs composed with Hydra's compose API, and CLI runs.
 
-import inspect
+A test that starts a process is slow (`make test-fast` leaves it out): it asks for the `cli`
+fixture (or `trained_run`, `server`, which start one), or carries @pytest.mark.slow. Any
+other test that starts a process fails, so none is filed in the wrong set.
+"""
+
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +45,10 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subp
     )
 
 
+def metrics_of(run: Path) -> dict:
+    return json.loads((Path(run) / "metrics.json").read_text())
+
+
 def load_dataset(dataset_cfg: DictConfig):
     """(train, test) of a `dataset` config, built as the task builds it."""
     return build("dataset", dataset_cfg).load()
@@ -48,6 +57,34 @@ def load_dataset(dataset_cfg: DictConfig):
 @pytest.fixture
 def compose_cfg():
     return compose_train
+
+
+@pytest.fixture
+def cli():
+    """run_cli, for a test that runs the command line (which marks it slow)."""
+    return run_cli
+
+
+def command_metrics(command: str, folder: Path, *overrides: str, env: dict | None = None) -> dict:
+    """`python -m mnist_hydra.<command> <overrides>` into `folder`, as a user would run it; it
+    must succeed; the metrics.json it wrote."""
+    result = run_cli(
+        f"mnist_hydra.{command}", *overrides, f"hydra.run.dir={folder}", cwd=Path(folder).parent, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    return metrics_of(folder)
+
+
+@pytest.fixture
+def train_run(cli):
+    """Train into a run folder: train_run(folder, *overrides) -> its metrics."""
+    return lambda folder, *overrides, env=None: command_metrics("train", folder, *overrides, env=env)
+
+
+@pytest.fixture
+def evaluate_run(cli):
+    """Evaluate into a folder: evaluate_run(folder, f"ckpt_path={run}", ...) -> its metrics."""
+    return lambda folder, *overrides, env=None: command_metrics("evaluate", folder, *overrides, env=env)
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +105,20 @@ def trained_run(tmp_path_factory) -> Path:
     return folder
 
 
+SLOW_FIXTURES = {"cli", "trained_run", "server"}
+
+
 def pytest_collection_modifyitems(items):
-    """Mark as slow every test that starts a process or uses the trained run: what the
-    test's own code does decides, so a new test cannot be filed in the wrong set."""
     for item in items:
-        source = inspect.getsource(item.function)
-        if "trained_run" in item.fixturenames or "run_cli(" in source or "subprocess." in source:
+        if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is None:
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("this test starts a process: ask for the cli fixture, or mark it slow")
+
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)

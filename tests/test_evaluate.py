@@ -1,18 +1,18 @@
 """Evaluating a run: the same accuracy as training reported, a report, the plots, and
 refusal of files that are not safe to load."""
 
-import json
 import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train, load_dataset, run_cli
+from conftest import compose_train, load_dataset, metrics_of
 
 from mnist_hydra.errors import CheckpointError
-from mnist_hydra.inference.checkpoints import TrainedRun, load_model
+from mnist_hydra.inference.loading import load_model
 from mnist_hydra.reporting.evaluation import classification_report
+from mnist_hydra.trained_runs import RunFiles
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -29,13 +29,9 @@ def test_training_writes_readable_plots(trained_run):
     assert_png(trained_run / "confusion_matrix.png")
 
 
-def test_evaluate_matches_training_and_reports_per_class(trained_run, tmp_path):
-    result = run_cli(
-        "mnist_hydra.evaluate", f"ckpt_path={trained_run}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    trained = json.loads((trained_run / "metrics.json").read_text())
-    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+def test_evaluate_matches_training_and_reports_per_class(evaluate_run, trained_run, tmp_path):
+    trained = metrics_of(trained_run)
+    evaluated = evaluate_run(tmp_path / "eval", f"ckpt_path={trained_run}")
     assert evaluated["test_accuracy"] == trained["test_accuracy"]
     assert evaluated["test_accuracy"] > 0.8  # the model really learned something
     assert set(evaluated["per_class"]) == {str(d) for d in range(10)}
@@ -44,8 +40,8 @@ def test_evaluate_matches_training_and_reports_per_class(trained_run, tmp_path):
         assert_png(tmp_path / "eval" / name)
 
 
-def test_evaluate_takes_a_model_file_too(trained_run, tmp_path):
-    result = run_cli(
+def test_evaluate_takes_a_model_file_too(cli, trained_run, tmp_path):
+    result = cli(
         "mnist_hydra.evaluate",
         f"ckpt_path={trained_run / 'model.keras'}",
         f"hydra.run.dir={tmp_path / 'eval'}",
@@ -71,26 +67,26 @@ def test_a_model_that_would_run_code_is_refused(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "unsafe.keras")
     with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
-        load_model(TrainedRun(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,)))
+        load_model(RunFiles(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,)))
 
 
-def test_a_broken_checkpoint_is_one_line(trained_run, tmp_path):
+def test_a_broken_checkpoint_is_one_line(cli, trained_run, tmp_path):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_bytes((trained_run / ".hydra" / "config.yaml").read_bytes())
     with zipfile.ZipFile(run / "model.keras", "w") as archive:
         archive.writestr("junk.txt", "not a model")
     for ckpt, expected in ((run, "refused or unreadable"), (tmp_path / "nowhere", "no such model file")):
-        result = run_cli(
+        result = cli(
             "mnist_hydra.evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
         )
         assert result.returncode != 0
         assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(tmp_path):
+def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate_run, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = cli(
         "mnist_hydra.train",
         "-m",
         "debug=smoke",
@@ -100,11 +96,7 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 1  # job 1's dropout is refused: it fails alone
-    result = run_cli(
-        "mnist_hydra.evaluate", f"ckpt_path={sweep}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = evaluate_run(tmp_path / "eval", f"ckpt_path={sweep}")
     assert [member["run"] for member in metrics["members"]] == [str(sweep / "0"), str(sweep / "2")]
     assert metrics["skipped"] == ["1 (failed)"]
 
@@ -123,14 +115,14 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(tmp_path):
     )
     for member, output in zip(metrics["members"], outputs):
         assert member["test_accuracy"] == pytest.approx(np.mean(output.argmax(axis=1) == test.labels))
-        run = json.loads((Path(member["run"]) / "metrics.json").read_text())
+        run = metrics_of(Path(member["run"]))
         assert member["test_accuracy"] == pytest.approx(run["test_accuracy"])  # as each run reported
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
 
 
-def test_an_ensemble_of_runs_on_different_test_sets_is_refused(tmp_path):
+def test_an_ensemble_of_runs_on_different_test_sets_is_refused(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = cli(
         "mnist_hydra.train",
         "-m",
         "debug=smoke",
@@ -139,7 +131,7 @@ def test_an_ensemble_of_runs_on_different_test_sets_is_refused(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    result = run_cli(
+    result = cli(
         "mnist_hydra.evaluate", f"ckpt_path={sweep}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
     )
     assert result.returncode == 1
@@ -155,17 +147,13 @@ def test_images_are_moved_with_black_coming_in():
     assert np.array_equal(moved(images, 0, 0), images)
 
 
-def test_test_time_augmentation_averages_the_moved_views(tmp_path):
+def test_test_time_augmentation_averages_the_moved_views(train_run, evaluate_run, tmp_path):
     """A smoke run with trainer.tta_shift=1: its test accuracy is that of the mean of the
     model's outputs for each image and its four one-pixel moves, and evaluate agrees."""
     import keras
 
     run = tmp_path / "run"
-    trained = run_cli(
-        "mnist_hydra.train", "debug=smoke", "trainer.tta_shift=1", f"hydra.run.dir={run}", cwd=tmp_path
-    )
-    assert trained.returncode == 0, trained.stderr
-    record = json.loads((run / "metrics.json").read_text())
+    record = train_run(run, "debug=smoke", "trainer.tta_shift=1")
 
     _, test = load_dataset(compose_train(["debug=smoke"]).dataset)
     images = test.images.astype(np.float32) / 255.0
@@ -182,28 +170,16 @@ def test_test_time_augmentation_averages_the_moved_views(tmp_path):
     plain = np.mean(model.predict(images, verbose=0).argmax(axis=1) == test.labels)
     assert record["test_accuracy_without_tta"] == pytest.approx(plain)
 
-    evaluated = run_cli(
-        "mnist_hydra.evaluate", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path
-    )
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert (
-        json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"]
-        == record["test_accuracy"]
-    )
-    # tta_shift=0 evaluates each image as it is, whatever the run had: Keras' figure.
-    evaluated = run_cli(
-        "mnist_hydra.evaluate",
-        f"ckpt_path={run}",
-        "tta_shift=0",
-        f"hydra.run.dir={tmp_path / 'plain'}",
-        cwd=tmp_path,
-    )
-    assert evaluated.returncode == 0, evaluated.stderr
-    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert evaluate_run(tmp_path / "eval", f"ckpt_path={run}")["test_accuracy"] == record["test_accuracy"]
+    # tta_shift=0 evaluates each image as it is, whatever the run had: the run's own figure without it.
+    plain = evaluate_run(tmp_path / "plain", f"ckpt_path={run}", "tta_shift=0")
     assert (plain["tta_shift"], plain["test_accuracy"]) == (0, record["test_accuracy_without_tta"])
 
 
-def test_an_evaluate_tta_shift_out_of_range_is_one_line(trained_run, tmp_path):
-    result = run_cli("mnist_hydra.evaluate", f"ckpt_path={trained_run}", "tta_shift=14", cwd=tmp_path)
+def test_an_evaluate_tta_shift_out_of_range_is_one_line(cli, trained_run, tmp_path):
+    result = cli("mnist_hydra.evaluate", f"ckpt_path={trained_run}", "tta_shift=14", cwd=tmp_path)
     assert result.returncode != 0
-    assert "tta_shift=14: pixels from 0 (off) to 13" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "tta_shift=14 is not allowed: pixels from 0 (off) to 13" in result.stderr
+        and "Traceback" not in result.stderr
+    )

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from test_predict import mnist_test_images
 
 
@@ -75,22 +74,22 @@ def test_an_export_gives_the_keras_models_outputs(run_copy, reference, format, n
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-def test_the_command_exports_and_names_a_bad_format(run_copy, tmp_path):
-    done = run_cli("mnist_hydra.export", f"ckpt_path={run_copy}", "format=tflite", cwd=tmp_path)
+def test_the_command_exports_and_names_a_bad_format(cli, run_copy, tmp_path):
+    done = cli("mnist_hydra.export", f"ckpt_path={run_copy}", "format=tflite", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"Exported to {run_copy / 'export' / 'model.tflite'}" in done.stdout
 
-    wrong = run_cli("mnist_hydra.export", f"ckpt_path={run_copy}", "format=pickle", cwd=tmp_path)
+    wrong = cli("mnist_hydra.export", f"ckpt_path={run_copy}", "format=pickle", cwd=tmp_path)
     assert wrong.returncode != 0
-    assert "format=pickle: choose one of saved_model, tflite, onnx" in wrong.stderr
+    assert "format=pickle is not allowed: one of saved_model, tflite, onnx" in wrong.stderr
 
 
-def test_a_killed_export_leaves_the_earlier_one_and_the_next_cleans_up(run_copy, reference, tmp_path):
+def test_a_killed_export_leaves_the_earlier_one_and_the_next_cleans_up(cli, run_copy, reference, tmp_path):
     from mnist_hydra.inference.exporting import export
 
     first = export(run_copy, "saved_model")
     before = sorted(p.relative_to(first) for p in first.rglob("*"))
-    killed = run_cli(
+    killed = cli(
         "mnist_hydra.export",
         f"ckpt_path={run_copy}",
         "format=saved_model",
@@ -106,6 +105,7 @@ def test_a_killed_export_leaves_the_earlier_one_and_the_next_cleans_up(run_copy,
     assert not list((run_copy / "export").glob(".*partial*"))  # ... gone after the next export
 
 
+@pytest.mark.slow
 def test_two_exports_at_once_take_turns_and_leave_one_whole_export(run_copy, reference, tmp_path):
     import subprocess
     import sys

@@ -1,15 +1,14 @@
 """Speed and accuracy levers: precision, the tf.data pipeline, augmentation, schedules, XLA."""
 
-import json
 import logging
 import os
 import sys
 
 import numpy as np
 import pytest
-from conftest import SMOKE, compose_train, run_cli
+from conftest import SMOKE, compose_train
 
-from mnist_hydra.config import validate
+from mnist_hydra.config.validate import validate
 from mnist_hydra.errors import ConfigError
 
 
@@ -67,7 +66,10 @@ def test_levers_reject_values_out_of_range(override, message):
 
 
 def test_cosine_schedule_warms_up_then_decays_as_configured():
-    import hydra
+    from mnist_hydra.building import build
+
+    def schedule_of(cfg, peak):  # 10 steps per epoch, 3 epochs
+        return build("schedule", cfg.schedule, learning_rate=peak, steps_per_epoch=10, epochs=3)
 
     cfg = compose_train(
         [
@@ -77,14 +79,14 @@ def test_cosine_schedule_warms_up_then_decays_as_configured():
             "schedule.final_ratio=0.01",
         ]
     )
-    schedule = hydra.utils.instantiate(cfg.schedule)(0.005, 10, 3)  # peak 5e-3, 10 steps/epoch, 3 epochs
+    schedule = schedule_of(cfg, 0.005)
     rate = lambda step: float(schedule(step))  # noqa: E731
     assert rate(0) == pytest.approx(0.0005)
     assert rate(5) == pytest.approx(0.00275)  # half-way up
     assert rate(10) == pytest.approx(0.005)  # the peak after one epoch
     assert rate(20) == pytest.approx(0.005 * (0.01 + 0.99 * 0.5))  # half-way down the cosine
     assert rate(30) == pytest.approx(0.00005)  # final_ratio x peak
-    constant = hydra.utils.instantiate(compose_train().schedule)(1.0, 10, 3)
+    constant = schedule_of(compose_train(), 1.0)
     assert constant == 1.0
 
 
@@ -135,10 +137,10 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
     assert np.allclose(augmented(images, seed, 0.0, 0.0).numpy(), images, atol=1e-6)  # off: unchanged
 
 
-def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
+def test_every_lever_trains_for_an_epoch_and_the_model_records_them(train_run, tmp_path):
     run = tmp_path / "run"
-    result = run_cli(
-        "mnist_hydra.train",
+    metrics = train_run(
+        run,
         *SMOKE,
         "trainer.precision=bf16",
         "trainer.jit_compile=true",
@@ -152,17 +154,12 @@ def test_every_lever_trains_for_an_epoch_and_the_model_records_them(tmp_path):
         "schedule.final_ratio=0.1",
         "optimizer=adam",
         "trainer.threads=1",
-        f"hydra.run.dir={run}",
         "model.filters=[8,16]",
         "model.dense_units=32",  # small: bf16 is emulated here, XLA compiles
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    import json
 
     import keras
 
-    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["train_images"] == 240 and "val_accuracy" in metrics
     model = keras.models.load_model(run / "model.keras")
     assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
@@ -197,7 +194,7 @@ def test_steps_per_execution_is_the_largest_that_divides_an_epoch():
 def test_onednn_setting_goes_into_the_environment_before_tensorflow(
     flags, setting, user, expected, monkeypatch
 ):
-    from mnist_hydra.training import cpu
+    from mnist_hydra import machine as cpu
 
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
     monkeypatch.setattr(cpu, "_ONEDNN_SET_HERE", [])
@@ -211,26 +208,11 @@ def test_onednn_setting_goes_into_the_environment_before_tensorflow(
     assert ("from the environment" in decided) == (user is not None)
 
 
-def test_a_run_records_whether_onednn_was_on_and_the_cpu_flags(tmp_path):
+def test_a_run_records_whether_onednn_was_on_and_the_cpu_flags(train_run, tmp_path):
+    from mnist_hydra.machine import REPORTED_FLAGS
+
     assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ, "the environment's value would decide"
     for setting in ("off", "on"):
-        result = run_cli(
-            "mnist_hydra.train",
-            *SMOKE,
-            f"trainer.onednn={setting}",
-            f"hydra.run.dir={tmp_path / setting}",
-            cwd=tmp_path,
-        )
-        assert result.returncode == 0, result.stderr
-        record = json.loads((tmp_path / setting / "metrics.json").read_text())
+        record = train_run(tmp_path / setting, *SMOKE, f"trainer.onednn={setting}")
         assert record["onednn"] is (setting == "on")
-        assert set(record["cpu_flags"]) <= {
-            "avx2",
-            "fma",
-            "avx512f",
-            "avx512_vnni",
-            "avx_vnni",
-            "avx512_bf16",
-            "amx_bf16",
-            "amx_tile",
-        }
+        assert set(record["cpu_flags"]) <= set(REPORTED_FLAGS)

@@ -1,17 +1,16 @@
 """Bring your own: a model of the user's (examples/small_resnet) and a folder of their images."""
 
-import json
 import logging
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train, load_dataset, run_cli
+from conftest import compose_train, load_dataset, metrics_of
 from omegaconf import OmegaConf
 from PIL import Image
 
-from mnist_hydra.config import validate
+from mnist_hydra.config.validate import validate
 from mnist_hydra.errors import ConfigError, DataError
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "small_resnet"
@@ -156,7 +155,8 @@ def raises(input_shape, num_classes):
     ],
 )
 def test_a_model_target_that_cannot_build_is_one_line_naming_it(target, message):
-    from mnist_hydra.models import build_model, check_model
+    from mnist_hydra.config.model_checks import check_model
+    from mnist_hydra.models import build_model
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         check_model(module_model(target), (28, 28, 1), 10)
@@ -176,8 +176,11 @@ def test_the_example_model_composes_with_its_own_sweepable_keys(monkeypatch):
     validate(cfg)
 
 
-def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(digit_folder, tmp_path):
-    """As the README shows it: the example model on a folder of images."""
+def test_own_plain_yaml_model_and_optimizer_on_own_images_train_resume_evaluate_predict_and_sweep(
+    cli, digit_folder, tmp_path
+):
+    """As the README shows it: the example model and optimizer (plain YAML files in the user's
+    folder) on a folder of images."""
     env = {"PYTHONPATH": str(EXAMPLE), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [
         "--config-dir",
@@ -186,23 +189,23 @@ def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(di
         "model.width=8",
         "dataset=image_folder",
         f"dataset.path={digit_folder}",
-        "optimizer=adam",
+        "optimizer=adamw",  # plain YAML files of the user's, model and optimizer
         "debug=smoke",
         "trainer.batch_size=16",
         "trainer.epochs=2",
     ]
-    killed = run_cli(
+    killed = cli(
         "mnist_hydra.train", *command, cwd=tmp_path, env={**env, "MNIST_HYDRA_TEST_KILL_AT": "batch@8"}
     )  # in epoch 2
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = run_cli("mnist_hydra.train", *command, "resume=true", cwd=tmp_path, env=env)
+    resumed = cli("mnist_hydra.train", *command, "resume=true", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
     (run,) = tmp_path.glob("outputs/*/*/model.keras")
-    metrics = json.loads((run.parent / "metrics.json").read_text())
+    metrics = metrics_of(run.parent)
     assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 2
     assert metrics["class_names"] == ["one", "seven", "zero"] and metrics["image_shape"] == [28, 28, 1]
 
-    evaluated = run_cli(
+    evaluated = cli(
         "mnist_hydra.evaluate",
         f"ckpt_path={run.parent}",
         f"hydra.run.dir={tmp_path / 'eval'}",
@@ -210,12 +213,9 @@ def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(di
         env=env,
     )  # loads the custom layer under safe_mode
     assert evaluated.returncode == 0, evaluated.stderr
-    assert (
-        json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_accuracy"]
-        == metrics["test_accuracy"]
-    )
+    assert metrics_of(tmp_path / "eval")["test_accuracy"] == metrics["test_accuracy"]
 
-    predicted = run_cli(
+    predicted = cli(
         "mnist_hydra.predict",
         f"ckpt_path={run.parent}",
         f"images=[{digit_folder / 'one' / '2.png'}]",
@@ -228,7 +228,7 @@ def test_own_model_on_own_images_trains_resumes_evaluates_predicts_and_sweeps(di
         "2.png: " in predicted.stdout and predicted.stdout.split(": ")[1].split()[0] in metrics["class_names"]
     )
 
-    swept = run_cli(
+    swept = cli(
         "mnist_hydra.train",
         "-m",
         *command,

@@ -4,7 +4,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 
+
+@pytest.mark.slow
 def test_wheel_carries_conf_and_mnist(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), "."],

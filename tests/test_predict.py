@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import compose_train, load_dataset, run_cli
+from conftest import compose_train, load_dataset
 from PIL import Image
 
 from mnist_hydra.data.digits import load_digit, to_mnist_style
@@ -46,7 +46,7 @@ def test_blank_and_non_images_are_named(tmp_path):
         load_digit(tmp_path / "notes.png")
 
 
-def test_predict_reads_digits_and_skips_bad_files(trained_run, tmp_path):
+def test_predict_reads_digits_and_skips_bad_files(cli, trained_run, tmp_path):
     import keras
 
     # Twenty test images (outside the slice the run was evaluated on) that the model
@@ -71,7 +71,7 @@ def test_predict_reads_digits_and_skips_bad_files(trained_run, tmp_path):
     bad = ["broken.png", "bomb.png", "specks.png"]
     paths += [tmp_path / name for name in bad]
 
-    result = run_cli(
+    result = cli(
         "mnist_hydra.predict",
         f"ckpt_path={trained_run}",
         f"images=[{','.join(map(str, paths))}]",
@@ -148,11 +148,11 @@ def a_run_whose_model_does_not_fit(trained_run, tmp_path):
     return run
 
 
-def test_predict_and_evaluate_refuse_a_model_that_does_not_fit_its_run(trained_run, tmp_path):
+def test_predict_and_evaluate_refuse_a_model_that_does_not_fit_its_run(cli, trained_run, tmp_path):
     run = a_run_whose_model_does_not_fit(trained_run, tmp_path)
     Image.fromarray(mnist_test_images()[0][0]).save(tmp_path / "digit.png")
     for app, args in (("predict", [f"images=[{tmp_path / 'digit.png'}]"]), ("evaluate", [])):
-        result = run_cli(
+        result = cli(
             f"mnist_hydra.{app}", f"ckpt_path={run}", *args, f"hydra.run.dir={tmp_path / app}", cwd=tmp_path
         )
         assert result.returncode == 1, app

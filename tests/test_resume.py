@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import metrics_of
 
 # Three steps per epoch, three epochs: small, and still with a middle to be killed in.
 ARGS = [
@@ -29,9 +29,9 @@ def run_folder(cwd: Path) -> Path:
     return folder
 
 
-def killed_run(cwd: Path, point: str) -> Path:
+def killed_run(cli, cwd: Path, point: str) -> Path:
     """A run that killed itself with SIGKILL at `point` (mnist_hydra.faults), and its folder."""
-    result = run_cli("mnist_hydra.train", *ARGS, cwd=cwd, env={KILL_AT: point})
+    result = cli("mnist_hydra.train", *ARGS, cwd=cwd, env={KILL_AT: point})
     assert result.returncode == -signal.SIGKILL, result.stderr
     return run_folder(cwd)
 
@@ -55,16 +55,16 @@ def files_of(folder: Path) -> dict:
         ("write:metrics.json@2", 3),  # while the final metrics.json is written
     ],
 )
-def test_a_kill_at_any_point_resumes_with_each_epoch_once(tmp_path, point, epochs_kept):
-    folder = killed_run(tmp_path, point)
+def test_a_kill_at_any_point_resumes_with_each_epoch_once(cli, tmp_path, point, epochs_kept):
+    folder = killed_run(cli, tmp_path, point)
     before = json.loads((folder / "epochs.json").read_text())
-    assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
+    assert metrics_of(folder)["status"] == "running"
     assert (folder / "model.keras").exists() == (point == "write:metrics.json@2")  # saved just before
 
-    result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
+    result = cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert run_folder(tmp_path) == folder  # no new folder
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = metrics_of(folder)
     assert metrics["status"] == "completed"
     assert len(metrics["history"]["loss"]) == len(metrics["epoch_seconds"]) == 3
     # The epochs the backup held were not run again: their records are the killed run's.
@@ -76,6 +76,7 @@ def test_a_kill_at_any_point_resumes_with_each_epoch_once(tmp_path, point, epoch
     assert not list(folder.glob(".*partial*")), "a killed writer's temporary file was left"
 
 
+@pytest.mark.slow
 def test_sigterm_is_recorded_as_interrupted(tmp_path):
     run = subprocess.Popen(
         [sys.executable, "-m", "mnist_hydra.train", *ARGS, "dataset.train_limit=3000", "trainer.epochs=20"],
@@ -92,20 +93,20 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
         time.sleep(0.05)
     run.communicate(timeout=120)
     folder = run_folder(tmp_path)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = metrics_of(folder)
     assert metrics["status"] == "interrupted"
     assert "interrupted" in (folder / "train.log").read_text().lower()
     assert not (folder / "model.keras").exists()
 
 
-def test_resume_without_an_unfinished_run_says_so(tmp_path):
-    result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
+def test_resume_without_an_unfinished_run_says_so(cli, tmp_path):
+    result = cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 1
     assert "resume=true: no unfinished run" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_live_runs_folder_is_refused_and_left_alone(tmp_path):
-    folder = killed_run(tmp_path, "batch@5")
+def test_a_live_runs_folder_is_refused_and_left_alone(cli, tmp_path):
+    folder = killed_run(cli, tmp_path, "batch@5")
     with open(folder / ".lock", "a+") as lock:  # this test process plays the run still training
         fcntl.flock(lock, fcntl.LOCK_EX)
         lock.truncate(0)
@@ -113,18 +114,18 @@ def test_a_live_runs_folder_is_refused_and_left_alone(tmp_path):
         lock.flush()
         before = files_of(folder)
         for how in (["resume=true"], [f"hydra.run.dir={folder}"]):
-            result = run_cli("mnist_hydra.train", *ARGS, *how, cwd=tmp_path)
+            result = cli("mnist_hydra.train", *ARGS, *how, cwd=tmp_path)
             assert result.returncode == 1, how
             assert "still running (host test-host, pid 4242)" in result.stderr, how
             assert "Traceback" not in result.stderr
         assert files_of(folder) == before
     # The lock dies with its holder: then the same command resumes.
-    result = run_cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
+    result = cli("mnist_hydra.train", *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
-def test_two_resumes_at_once_never_share_the_folder(tmp_path):
-    folder = killed_run(tmp_path, "batch@5")
+def test_two_resumes_at_once_never_share_the_folder(cli, tmp_path):
+    folder = killed_run(cli, tmp_path, "batch@5")
     command = [sys.executable, "-m", "mnist_hydra.train", *ARGS, "resume=true"]
     runs = [
         subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -135,21 +136,21 @@ def test_two_resumes_at_once_never_share_the_folder(tmp_path):
     assert (finished, refused) == (0, 1), message
     # Refused while the other held the folder, or after it had completed it.
     assert "still running" in message or "no unfinished run" in message, message
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = metrics_of(folder)
     assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 3
 
 
-def test_a_completed_run_is_refused_and_left_byte_identical(tmp_path):
+def test_a_completed_run_is_refused_and_left_byte_identical(cli, tmp_path):
     folder = tmp_path / "run"
     assert (
-        run_cli(
+        cli(
             "mnist_hydra.train", *ARGS, "trainer.epochs=1", f"hydra.run.dir={folder}", cwd=tmp_path
         ).returncode
         == 0
     )
     before = files_of(folder)
     for how in ([], ["trainer.epochs=2"]):
-        result = run_cli(
+        result = cli(
             "mnist_hydra.train", *ARGS, "trainer.epochs=1", *how, f"hydra.run.dir={folder}", cwd=tmp_path
         )
         assert result.returncode == 1
@@ -158,12 +159,12 @@ def test_a_completed_run_is_refused_and_left_byte_identical(tmp_path):
     assert files_of(folder) == before
 
 
-def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_path):
+def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(cli, tmp_path):
     user_conf = tmp_path / "my_conf" / "trainer"
     user_conf.mkdir(parents=True)
     shutil.copy(Path(__file__).parents[1] / "conf" / "trainer" / "default.yaml", user_conf / "mine.yaml")
     mine = ["--config-dir", str(tmp_path / "my_conf"), "trainer=mine"]
-    result = run_cli("mnist_hydra.train", *mine, *ARGS, cwd=tmp_path, env={KILL_AT: "batch@5"})
+    result = cli("mnist_hydra.train", *mine, *ARGS, cwd=tmp_path, env={KILL_AT: "batch@5"})
     assert result.returncode == -signal.SIGKILL, result.stderr
     folder = run_folder(tmp_path)
     before = files_of(folder)
@@ -172,7 +173,7 @@ def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_pat
     (user_conf / "mine.yaml").write_text(
         text.replace("deterministic: true", "deterministic: false").replace("verbose: auto", "verbose: 2")
     )
-    result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
+    result = cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 1
     assert "holds a run with another config" in result.stderr
     assert "trainer.deterministic: True -> False" in result.stderr
@@ -180,17 +181,17 @@ def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(tmp_pat
     assert files_of(folder) == before
 
     (user_conf / "mine.yaml").write_text(text)  # the file as it was: the same run again
-    result = run_cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
+    result = cli("mnist_hydra.train", *mine, *ARGS, "resume=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
-def test_a_sweep_refuses_resume_and_another_sweeps_folder(tmp_path):
-    result = run_cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", "resume=true", cwd=tmp_path)
+def test_a_sweep_refuses_resume_and_another_sweeps_folder(cli, tmp_path):
+    result = cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", "resume=true", cwd=tmp_path)
     assert result.returncode == 1 and "resume=true does not apply to -m sweeps" in result.stderr
     sweep = tmp_path / "sweep"
     (sweep / "0" / ".hydra").mkdir(parents=True)
     before = files_of(sweep)
-    result = run_cli(
+    result = cli(
         "mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
     assert result.returncode == 1 and "already holds another sweep's jobs" in result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import metrics_of
 from PIL import Image, ImageDraw
 from test_predict import mnist_test_images, png_claiming
 
@@ -52,11 +52,10 @@ def client(classifier):
 
 
 def test_health_and_model_describe_the_run(client, trained_run):
-    import json
 
     assert client.get("/health").json() == {"status": "ok", "run": str(trained_run)}
     described = client.get("/model").json()
-    record = json.loads((trained_run / "metrics.json").read_text())
+    record = metrics_of(trained_run)
     assert described["class_names"] == [str(d) for d in range(10)]
     assert described["dataset"] == "mnist"
     assert described["test_accuracy"] == record["test_accuracy"]
@@ -177,12 +176,12 @@ def test_the_server_answers_concurrent_clients_each_with_its_own_answer(server):
     assert all(np.allclose(probabilities, alone[which], atol=1e-6) for which, probabilities in answers)
 
 
-def test_a_taken_port_and_a_missing_checkpoint_are_one_line_errors(server, trained_run, tmp_path):
+def test_a_taken_port_and_a_missing_checkpoint_are_one_line_errors(cli, server, trained_run, tmp_path):
     port = re.search(r":(\d+)/", server).group(1)
-    taken = run_cli("mnist_hydra.serve", f"ckpt_path={trained_run}", f"port={port}", cwd=tmp_path)
+    taken = cli("mnist_hydra.serve", f"ckpt_path={trained_run}", f"port={port}", cwd=tmp_path)
     assert taken.returncode != 0
     assert f"cannot listen on host=127.0.0.1 port={port}" in taken.stderr and "port=0" in taken.stderr
-    missing = run_cli("mnist_hydra.serve", "port=0", cwd=tmp_path)
+    missing = cli("mnist_hydra.serve", "port=0", cwd=tmp_path)
     assert missing.returncode != 0 and "ckpt_path is required" in missing.stderr
 
 
@@ -282,7 +281,7 @@ def test_the_page_shows_what_the_api_says_of_the_drawing(server, browser, tmp_pa
 # --- a run of one's own data: its classes and colours --------------------------------
 
 
-def test_a_colour_image_folder_run_is_served_with_its_own_classes(tmp_path):
+def test_a_colour_image_folder_run_is_served_with_its_own_classes(cli, tmp_path):
     from fastapi.testclient import TestClient
 
     from mnist_hydra.serving.app import create_app
@@ -295,7 +294,7 @@ def test_a_colour_image_folder_run_is_served_with_its_own_classes(tmp_path):
         for number in range(10):
             noisy = np.clip(np.array(rgb) + generator.integers(-25, 25, (20, 20, 3)), 0, 255)
             Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / "shapes" / name / f"{number}.png")
-    trained = run_cli(
+    trained = cli(
         "mnist_hydra.train",
         "dataset=image_folder",
         f"dataset.path={tmp_path / 'shapes'}",
@@ -350,7 +349,7 @@ def test_a_failure_inside_the_server_is_a_json_500_and_the_server_goes_on():
 
 def test_the_socket_says_tcp_so_that_nagle_is_turned_off():
     """asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP; with protocol 0
-    a kept-alive connection waited about 40 ms a response (README: Serving)."""
+    a kept-alive connection waited about 40 ms a response (docs/performance.md: Serving)."""
     from mnist_hydra.serve import listening_socket
 
     sock = listening_socket("127.0.0.1", 0)
@@ -364,11 +363,11 @@ def test_the_socket_says_tcp_so_that_nagle_is_turned_off():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("port=70000", "port=70000: a port is 1 to 65535, or 0"),
-        ("max_bytes=0", "max_bytes=0: must be at least 1"),
+        ("port=70000", "port=70000 is not allowed: 1 to 65535, or 0 for any free one"),
+        ("max_bytes=0", "max_bytes=0 is not allowed: at least 1"),
     ],
 )
-def test_bad_serve_settings_are_one_line_errors(override, message, tmp_path):
-    result = run_cli("mnist_hydra.serve", "ckpt_path=anything", override, cwd=tmp_path)
+def test_bad_serve_settings_are_one_line_errors(cli, override, message, tmp_path):
+    result = cli("mnist_hydra.serve", "ckpt_path=anything", override, cwd=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr

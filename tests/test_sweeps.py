@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, compose_train, run_cli
+from conftest import SMOKE, compose_train, metrics_of
 
 from mnist_hydra.reporting.sweep_summary import collect_rows, ranked, swept_keys, write_summary
 
@@ -27,7 +27,7 @@ def read_summary(sweep: Path) -> list[dict]:
 
 
 def run_record(job: Path) -> dict:
-    return json.loads((job / "metrics.json").read_text())
+    return metrics_of(job)
 
 
 # --- the summary, on made-up rows -------------------------------------------------------
@@ -179,8 +179,8 @@ def test_experiment_presets_compose_to_their_recipe(name):
     assert compose_train([f"experiment={name}", "trainer.epochs=1"]).trainer.epochs == 1  # overridable
 
 
-def test_every_preset_trains_for_an_epoch(tmp_path):
-    result = run_cli(
+def test_every_preset_trains_for_an_epoch(cli, tmp_path):
+    result = cli(
         "mnist_hydra.train",
         "-m",
         f"experiment={','.join(PRESETS)}",
@@ -212,7 +212,7 @@ def test_the_search_direction_follows_the_objective(objective, direction):
     assert cfg.hydra.sweeper.direction == direction
 
 
-def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
+def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = [
         "-m",
@@ -221,7 +221,7 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
         f"hydra.sweeper.storage={storage}",
         "model.dropout=choice(0.3,1.5)",
     ]  # 1.5 is refused by the task: those trials fail
-    first = run_cli(
+    first = cli(
         "mnist_hydra.train",
         *search,
         "hydra.sweeper.n_trials=3",
@@ -241,7 +241,7 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
     failed = [r for r in rows if r["status"] == "failed"]
     assert all(r["model.dropout"] == "1.5" and "model.dropout=1.5" in r["error"] for r in failed)
 
-    again = run_cli(
+    again = cli(
         "mnist_hydra.train",
         *search,
         "hydra.sweeper.n_trials=1",
@@ -265,8 +265,8 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(tmp_path):
 KILL_JOB_1 = {"MNIST_HYDRA_TEST_KILL_AT": "batch@2", "MNIST_HYDRA_TEST_KILL_JOB": "1"}
 
 
-def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(tmp_path):
-    result = run_cli(
+def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(cli, tmp_path):
+    result = cli(
         "mnist_hydra.train",
         "-m",
         "hydra/launcher=joblib",
@@ -291,8 +291,8 @@ def test_joblib_runs_each_job_in_its_own_process_and_a_killed_one_fails_alone(tm
     assert "Sweep summary (3 jobs, 1 not ok)" in result.stdout
 
 
-def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(tmp_path):
-    result = run_cli(
+def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(cli, tmp_path):
+    result = cli(
         "mnist_hydra.train",
         "-m",
         "hydra/launcher=submitit_local",
@@ -317,6 +317,7 @@ def backed_up_epochs(job: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_path):
     job = tmp_path / "0"
     sweep = subprocess.Popen(
@@ -370,7 +371,7 @@ def free_port() -> int:
 LOOPBACK_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
+def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
     """One test for both Ray launchers: `ray stop` ends every Ray instance of the machine."""
     ray = Path(sys.executable).with_name("ray")
     port = free_port()
@@ -394,7 +395,7 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
     )
     assert started.returncode == 0, started.stderr
     try:
-        joined = run_cli(
+        joined = cli(
             "mnist_hydra.train",
             "-m",
             "hydra/launcher=ray_cluster",
@@ -420,7 +421,7 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(tmp_path):
 
     # A private instance (hydra/launcher=ray) is put on 127.0.0.1 by the launcher itself. Ray would
     # run a task whose worker died again (max_retries); with none, the job is listed as crashed.
-    private = run_cli(
+    private = cli(
         "mnist_hydra.train",
         "-m",
         "hydra/launcher=ray",

@@ -1,9 +1,7 @@
 """Trackers: TensorBoard files TensorBoard can read, MLflow runs MLflow can find."""
 
-import json
-
 import yaml
-from conftest import SMOKE, run_cli
+from conftest import SMOKE, metrics_of
 from test_train_cli import check_run_folder
 
 
@@ -16,9 +14,9 @@ def test_tensorboard_is_the_default_and_readable(trained_run):
     assert [event.step for event in events.Tensors("epoch_loss")] == [0, 1]
 
 
-def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
+def test_sweep_writes_a_run_per_job_and_mlflow_records_each(cli, tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run_cli(
+    result = cli(
         "mnist_hydra.train",
         "-m",
         "model.dropout=0.3,0.5",
@@ -55,8 +53,8 @@ def test_sweep_writes_a_run_per_job_and_mlflow_records_each(tmp_path):
 # tracker=csv is checked by tests/test_resume.py, which trains with it.
 
 
-def test_a_tracker_that_cannot_start_fails_the_run_on_record(tmp_path):
-    result = run_cli(
+def test_a_tracker_that_cannot_start_fails_the_run_on_record(cli, tmp_path):
+    result = cli(
         "mnist_hydra.train",
         *SMOKE,
         "tracker=mlflow",
@@ -65,6 +63,6 @@ def test_a_tracker_that_cannot_start_fails_the_run_on_record(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = metrics_of(tmp_path / "run")
     assert metrics["status"] == "failed" and metrics["error"]
     assert not (tmp_path / "run" / "model.keras").exists()

@@ -1,6 +1,5 @@
 """End to end through the real command line, on a few hundred images and one epoch."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import SMOKE, compose_train, load_dataset
+from conftest import SMOKE, compose_train, load_dataset, metrics_of
 
 METRIC_KEYS = {"test_loss", "test_accuracy", "params", "history", "epoch_seconds", "seed", "versions"}
 
@@ -17,7 +16,7 @@ def check_run_folder(folder: Path) -> dict:
     for name in ("model.keras", "metrics.json", "train.log", ".hydra/config.yaml", ".hydra/overrides.yaml"):
         assert (folder / name).is_file(), f"{folder} lacks {name}"
     assert not list(folder.glob("*.partial*")), "a temporary file was left behind"
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = metrics_of(folder)
     assert metrics["status"] == "completed"
     assert METRIC_KEYS <= set(metrics)
     assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "hydra"}
@@ -25,6 +24,7 @@ def check_run_folder(folder: Path) -> dict:
     return metrics
 
 
+@pytest.mark.slow
 def test_two_smoke_runs_at_once_get_their_own_folders_and_the_same_numbers(tmp_path):
     # Started together, so in the same second: the folders must still differ. Same
     # seed, so with op determinism on the two must agree to the last digit.
@@ -61,6 +61,7 @@ def test_saved_model_loads_in_plain_keras_and_scores_as_reported(trained_run):
 # The two-job `-m` sweep is run once, with MLflow, in tests/test_tracking.py.
 
 
+@pytest.mark.slow
 def test_console_script_runs_from_any_folder(tmp_path):
     script = Path(sys.executable).with_name("mnist-hydra-train")
     result = subprocess.run(

@@ -8,6 +8,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
+from mnist_hydra.errors import JobCrashed
+
 log = logging.getLogger(__name__)
 _composing = threading.Lock()  # Hydra's config loader is not made for threads
 
@@ -18,8 +20,6 @@ def crashed_job(
     """The JobReturn of job `idx`, which died (`how`: what is known of its end) before it
     could report. Its job-end callbacks run here, in the sweep's process, so that the
     sweep summary lists it as crashed; the sweep goes on and ends with its error."""
-    from mnist_hydra.errors import JobCrashed
-
     error = JobCrashed(f"job #{idx} crashed: {how}")
     log.error("%s", error)
     with _composing:

@@ -1,52 +1,83 @@
 """`hydra/launcher=submitit_local` and `=submitit_slurm` (and `slurm`) in which a job that
 dies outright fails alone.
 
-The submitit plugin submits every job, then collects their results in order with
-`Job.results()`, which raises for a job that produced no result (its process was killed,
-or the node lost): the sweep then ends there, before the later jobs are collected. Here,
-for the length of a launch, a job without a result is returned as crashed instead, and
-the collection goes on. (The plugin gives no other way in than that one call.)
+The submitit plugin submits every job, then collects their results in one expression that
+raises for the first job without a result (its process was killed, or the node lost): the
+sweep then ends there, before the later jobs are collected. This launcher's `launch()` is the
+plugin's, with the collection made job by job: a job without a result is returned as crashed,
+with its own index, and the others are still collected. It builds the executor as the
+plugin's `launch()` does, from the plugin's settings, so pyproject.toml pins the plugin's
+minor version (1.2.x), whose settings and job call (`BaseSubmititLauncher.__call__`) it uses.
 """
 
+import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
+from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
+
+log = logging.getLogger(__name__)
+EXECUTOR_KEYS = {"max_num_timeout"}  # the settings that go to the executor, not to each job
 
 
 class _CrashTolerant:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from submitit.core.core import Job
-        from submitit.core.utils import UncompletedJobError
+        from submitit.core.utils import UncompletedJobError  # here, not at import: Hydra imports every plugin
 
-        results = Job.results
-        collected = iter(range(len(job_overrides)))  # the plugin collects the jobs in order
-
-        def results_or_crashed(job):
-            position = next(collected)
+        executor = self._executor()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info("Submitit '%s' sweep output dir: %s", self._EXECUTOR, sweep_dir)
+        indices = range(initial_job_idx, initial_job_idx + len(job_overrides))
+        for idx, overrides in zip(indices, job_overrides):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        state = Singleton.get_state()
+        jobs = executor.map_array(
+            self,  # BaseSubmititLauncher.__call__ runs one job
+            [list(overrides) for overrides in job_overrides],
+            ["hydra.sweep.dir"] * len(job_overrides),
+            list(indices),
+            [f"job_id_for_{idx}" for idx in indices],
+            [state] * len(job_overrides),
+        )
+        returns = []
+        for idx, overrides, job in zip(indices, job_overrides, jobs):
             try:
-                return results(job)
+                returns.append(job.results()[0])
             except UncompletedJobError:
                 how = f"its process ended without a result (submitit job {job.job_id}, state {job.state})"
-                return [
-                    crashed_job(
-                        self.hydra_context,
-                        self.config,
-                        initial_job_idx + position,
-                        list(job_overrides[position]),
-                        how,
-                    )
-                ]
+                returns.append(crashed_job(self.hydra_context, self.config, idx, list(overrides), how))
+        return returns
 
-        Job.results = results_or_crashed
-        try:
-            return super().launch(job_overrides, initial_job_idx)
-        finally:
-            Job.results = results
+    def _executor(self):
+        """submitit's executor with the launcher's settings, named as the plugin names them."""
+        import submitit
+
+        prefix = f"{self._EXECUTOR}_"
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=self.params["submitit_folder"],
+            **{prefix + key: value for key, value in self.params.items() if key in EXECUTOR_KEYS},
+        )
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                key if key in shared else prefix + key: value
+                for key, value in self.params.items()
+                if key not in EXECUTOR_KEYS | {"submitit_folder"}
+            }
+        )
+        return executor
 
 
 class TolerantLocalLauncher(_CrashTolerant, LocalLauncher):

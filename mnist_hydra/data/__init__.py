@@ -25,9 +25,9 @@ class Dataset:
         name: str,
         image_size: int,
         channels: int,
-        class_names: Optional[list],
-        train_limit: Optional[int],
-        test_limit: Optional[int],
+        class_names: Optional[list] = None,
+        train_limit: Optional[int] = None,
+        test_limit: Optional[int] = None,
     ):
         self.name = name
         self.image_shape = (image_size, image_size, channels)

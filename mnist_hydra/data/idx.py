@@ -76,11 +76,11 @@ class IDXDataset(Dataset):
         name: str,
         image_size: int,
         channels: int,
-        class_names: list,
-        train_limit: Optional[int],
-        test_limit: Optional[int],
-        data_dir: Optional[str],
         files: DictConfig,
+        class_names: list,
+        data_dir: Optional[str] = None,
+        train_limit: Optional[int] = None,
+        test_limit: Optional[int] = None,
         keras_download: Optional[str] = None,
     ):
         super().__init__(name, image_size, channels, class_names, train_limit, test_limit)

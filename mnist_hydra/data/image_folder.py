@@ -36,11 +36,11 @@ class ImageFolderDataset(Dataset):
         path: str,
         image_size: int,
         channels: int,
-        class_names: Optional[list],
         test_split: float,
         seed: int,
-        train_limit: Optional[int],
-        test_limit: Optional[int],
+        class_names: Optional[list] = None,
+        train_limit: Optional[int] = None,
+        test_limit: Optional[int] = None,
         cache_dir: Optional[str] = None,
     ):
         super().__init__(name, image_size, channels, None, train_limit, test_limit)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_hydra.config import EXPORT_FORMATS
 from mnist_hydra.errors import ConfigError, ExportError, first_line
 from mnist_hydra.files import file_lock, remove_temporaries, write_atomically, write_folder_atomically
+from mnist_hydra.inference.loading import open_run
 
 log = logging.getLogger(__name__)
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
@@ -24,15 +24,12 @@ EXPORTED_NAME = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx":
 
 
 def export(ckpt_path, format: str) -> Path:
-    """Write the run's model in `format` into the run's export/ folder; return its path."""
-    if format not in EXPORT_FORMATS:
-        raise ConfigError(f"format={format}: choose one of {', '.join(EXPORT_FORMATS)}")
+    """Write the run's model in `format` (checked: config/validate.py) into the run's export/
+    folder; return its path."""
     if format == "onnx":
         _require_onnx()
-    from mnist_hydra.inference.checkpoints import load_model, open_run
-
     run = open_run(ckpt_path)
-    model = load_model(run)
+    model = run.model
     model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
     folder = run.folder / "export"
     folder.mkdir(exist_ok=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_hydra.building import build
 from mnist_hydra.errors import ImageError
 from mnist_hydra.files import write_csv
+from mnist_hydra.inference.loading import open_run
 
 log = logging.getLogger(__name__)
 TOP = 3
@@ -21,14 +21,8 @@ COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s
 
 
 def predict(ckpt_path, images: list, output_dir: Path) -> list[dict]:
-    from mnist_hydra.inference.checkpoints import load_model, open_run
-
     run = open_run(ckpt_path)
-    if not images:
-        raise ImageError("images=[...] is empty: name at least one PNG or JPEG file")
-    class_names = run.class_names
-    model = load_model(run)
-    dataset = build("dataset", run.config.dataset)
+    class_names, model, dataset = run.class_names, run.model, run.dataset
 
     prepared, paths, failures = [], [], []
     for path in map(Path, images):

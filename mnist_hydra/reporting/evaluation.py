@@ -1,4 +1,12 @@
-"""Evaluating a model on its dataset's test set: loss, accuracy, a per-class report, plots."""
+"""Scoring models on their dataset's test set: loss, accuracy, a per-class report, plots.
+
+One flow for all: a training run scores its model, `evaluate` scores a run or a sweep's runs,
+and a run is an ensemble of one. Each member gives its softmax outputs for every test image,
+as it is and (with test-time augmentation, `tta_shift`) moved that many pixels up, down, left
+and right; the ensemble's answer is the mean over views and members. `test_loss` is the
+cross-entropy of that mean, `test_accuracy` how often its highest class is the label; with
+test-time augmentation, the same for the images as they are is kept as `*_without_tta`.
+"""
 
 import logging
 from pathlib import Path
@@ -6,12 +14,45 @@ from typing import Optional
 
 import numpy as np
 
-from mnist_hydra.building import build
-from mnist_hydra.config import max_tta_shift
-from mnist_hydra.errors import ConfigError
+from mnist_hydra.config.validate import check_tta_shift
+from mnist_hydra.data import to_model_inputs
 from mnist_hydra.files import write_json
+from mnist_hydra.inference.loading import TrainedRun, open_runs
+from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
+from mnist_hydra.trained_runs import same_test_set
 
 log = logging.getLogger(__name__)
+
+
+def moved(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(n, h, w, c) images moved by dy rows and dx columns; what comes in is black (0)."""
+    if not dy and not dx:
+        return images  # the view as it is: no copy of the whole test set
+    height, width = images.shape[1:3]
+    out = np.zeros_like(images)
+    out[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
+        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
+
+
+def views_probabilities(model, images: np.ndarray, batch_size: int, tta_shift: int = 0) -> np.ndarray:
+    """(views, images, classes): the model's softmax outputs for the images as they are first,
+    then, with `tta_shift`, moved that many pixels up, down, left and right."""
+    s = tta_shift
+    views = [(0, 0)] + ([(s, 0), (-s, 0), (0, s), (0, -s)] if s else [])
+    return np.stack(
+        [model.predict(moved(images, dy, dx), batch_size=batch_size, verbose=0) for dy, dx in views]
+    )
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
 def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_names: list) -> dict:
@@ -34,174 +75,108 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
     return {"confusion_matrix": matrix.tolist(), "per_class": per_class}
 
 
-def moved(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """(n, h, w, c) images moved by dy rows and dx columns; what comes in is black (0)."""
-    if not dy and not dx:
-        return images  # the view as it is: no copy of the whole test set
-    height, width = images.shape[1:3]
-    out = np.zeros_like(images)
-    out[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
-        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return out
+def test_report(
+    members_views: list[np.ndarray], labels: np.ndarray, class_names: list
+) -> tuple[dict, np.ndarray]:
+    """The scores and the report of the members' mean answer, and that answer."""
+    probabilities = np.mean([views.mean(axis=0) for views in members_views], axis=0)
+    report = {
+        "test_loss": cross_entropy(probabilities, labels),
+        "test_accuracy": accuracy(probabilities, labels),
+    }
+    if any(len(views) > 1 for views in members_views):
+        as_they_are = np.mean([views[0] for views in members_views], axis=0)
+        report["test_loss_without_tta"] = cross_entropy(as_they_are, labels)
+        report["test_accuracy_without_tta"] = accuracy(as_they_are, labels)
+    return {**report, **classification_report(labels, probabilities, class_names)}, probabilities
 
 
-def predicted_probabilities(model, images: np.ndarray, batch_size: int, tta_shift: int = 0) -> np.ndarray:
-    """The model's softmax outputs. With `tta_shift` (test-time augmentation), the mean of its
-    outputs for each image as it is and moved that many pixels up, down, left and right."""
-    s = tta_shift
-    views = [(0, 0)] + ([(s, 0), (-s, 0), (0, s), (0, -s)] if s else [])
-    return np.mean(
-        [model.predict(moved(images, dy, dx), batch_size=batch_size, verbose=0) for dy, dx in views], axis=0
-    )
-
-
-def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
-    return float(-np.mean(np.log(picked)))
-
-
-def evaluate_on_test(
-    model,
-    test_split,
-    class_names: list,
-    batch_size: int,
-    output_dir: Path,
-    plot_mistakes: bool,
-    tta_shift: int = 0,
+def score_on_test(
+    model, test_split, class_names: list, batch_size: int, tta_shift: int, output_dir: Path
 ) -> dict:
-    """Test loss and accuracy (as Keras computes them), the report, and the plots.
-
-    With `tta_shift`, accuracy and report are those of the averaged views
-    (predicted_probabilities), the loss the cross-entropy of the averaged probabilities, and
-    Keras' figures for the image as it is are kept as `..._without_tta`."""
-    from mnist_hydra.data import to_model_inputs
-    from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
-
-    images, one_hot = to_model_inputs(test_split, len(class_names))
-    test_loss, test_accuracy = model.evaluate(images, one_hot, batch_size=batch_size, verbose=0)
-    probabilities = predicted_probabilities(model, images, batch_size, tta_shift)
-    without_tta = {}
-    if tta_shift:
-        without_tta = {
-            "test_loss_without_tta": float(test_loss),
-            "test_accuracy_without_tta": float(test_accuracy),
-        }
-        test_loss = cross_entropy(probabilities, test_split.labels)
-        test_accuracy = float(np.mean(probabilities.argmax(axis=1) == test_split.labels))
-    report = classification_report(test_split.labels, probabilities, class_names)
-    plot_confusion_matrix(
-        np.array(report["confusion_matrix"]),
-        class_names,
-        output_dir / "confusion_matrix.png",
-        title=f"Test set: {test_accuracy:.2%} accurate on {len(images)} images",
+    """A training run's model on its test set: the scores, the report, the confusion matrix."""
+    images, _ = to_model_inputs(test_split, len(class_names))
+    report, _ = test_report(
+        [views_probabilities(model, images, batch_size, tta_shift)], test_split.labels, class_names
     )
-    if plot_mistakes:
-        plot_misclassified(
-            images, test_split.labels, probabilities, class_names, output_dir / "misclassified.png"
-        )
-    return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), **without_tta, **report}
+    title = f"Test set: {report['test_accuracy']:.2%} accurate on {len(images)} images"
+    plot_confusion_matrix(
+        np.array(report["confusion_matrix"]), class_names, output_dir / "confusion_matrix.png", title
+    )
+    return report
 
 
-def tta_of(run, tta_shift: Optional[int]) -> int:
+def tta_of(run: TrainedRun, tta_shift: Optional[int]) -> int:
     """The test-time augmentation to evaluate `run` with: `tta_shift`, or else the run's own."""
     if tta_shift is None:
         return run.config.trainer.get("tta_shift", 0)  # runs from before it existed: 0
-    if not 0 <= tta_shift <= max_tta_shift(run.image_shape[0]):
-        raise ConfigError(
-            f"tta_shift={tta_shift}: pixels from 0 (off) to {max_tta_shift(run.image_shape[0])}"
-        )
+    check_tta_shift(tta_shift, run.image_shape[0], "tta_shift")
     return tta_shift
 
 
 def evaluate(ckpt_path, output_dir: Path, tta_shift: Optional[int] = None) -> dict:
-    """A trained run's model on the test set of the dataset it was trained on; metrics.json and plots.
-    A sweep's folder: its completed runs evaluated as one ensemble (`evaluate_ensemble`)."""
-    from mnist_hydra.inference.checkpoints import is_sweep, load_model, open_run
+    """A trained run, or a sweep's completed runs as one ensemble, on the test set of the
+    dataset they were trained on: metrics.json, the confusion matrix, the worst mistakes.
 
-    if ckpt_path is not None and is_sweep(ckpt_path):
-        return evaluate_ensemble(ckpt_path, output_dir, tta_shift)
-    run = open_run(ckpt_path)
-    model = load_model(run)
-    dataset = build("dataset", run.config.dataset)
-    _, test = dataset.load()
-    log.info("Evaluating %s on %d %s test images", run.model_path, len(test.labels), dataset.name)
-
-    # The training run's batch size, so that the sums add up in the same order
-    # and the accuracy equals the one the run reported.
-    shift = tta_of(run, tta_shift)
-    metrics = evaluate_on_test(
-        model,
-        test,
-        run.class_names,
-        run.config.trainer.batch_size,
-        output_dir,
-        plot_mistakes=True,
-        tta_shift=shift,
-    )
-    metrics = {"checkpoint": str(run.model_path), "dataset": dataset.name, "tta_shift": shift, **metrics}
-    write_json(output_dir / "metrics.json", metrics)
-    log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
-    log.info("Outputs in %s", output_dir)
-    return metrics
-
-
-def evaluate_ensemble(sweep_dir, output_dir: Path, tta_shift: Optional[int] = None) -> dict:
-    """The completed runs of a sweep as one model: the mean of their softmax outputs.
-
-    All must have been trained on the same dataset and evaluate on the same test images
-    (anything else is refused); failed or unfinished jobs are skipped and named. metrics.json
-    holds the ensemble's test_accuracy and test_loss (the cross-entropy of the mean
-    probabilities), its report, and each member's run folder and test accuracy.
-    """
-    from mnist_hydra.inference.checkpoints import load_model, same_test_set, sweep_runs
-
-    members, skipped = sweep_runs(sweep_dir)
+    Each run is scored with the batch size it was trained with, so that its accuracy equals
+    the one it reported. An ensemble's members must share one test set (anything else is
+    refused); failed or unfinished jobs are skipped and named."""
+    members, skipped = open_runs(ckpt_path)
     same_test_set(members)
     for name in skipped:
         log.warning("Skipped %s", name)
-    dataset = build("dataset", members[0].config.dataset)
-    _, test = dataset.load()
-    images = test.images.astype(np.float32) / 255.0
-    class_names = members[0].class_names
-    probabilities, rows = [], []
-    for run in members:
-        predicted = predicted_probabilities(
-            load_model(run), images, run.config.trainer.batch_size, tta_of(run, tta_shift)
-        )
-        probabilities.append(predicted)
-        accuracy = float(np.mean(predicted.argmax(axis=1) == test.labels))
-        rows.append({"run": str(run.folder), "test_accuracy": accuracy})
-        log.info("Member %s: test accuracy %.4f", run.folder, accuracy)
-    mean = np.mean(probabilities, axis=0)
-    report = classification_report(test.labels, mean, class_names)
-    from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
-
-    accuracy = float(np.mean(mean.argmax(axis=1) == test.labels))
-    plot_confusion_matrix(
-        np.array(report["confusion_matrix"]),
-        class_names,
-        output_dir / "confusion_matrix.png",
-        title=f"Ensemble of {len(members)}: {accuracy:.2%} accurate on {len(images)} images",
+    first = members[0]
+    _, test = first.dataset.load()
+    images, _ = to_model_inputs(test, len(first.class_names))
+    log.info(
+        "Evaluating %d run(s) of %s on %d %s test images",
+        len(members),
+        ckpt_path,
+        len(images),
+        first.dataset.name,
     )
-    plot_misclassified(images, test.labels, mean, class_names, output_dir / "misclassified.png")
+    members_views, rows = [], []
+    for run in members:
+        shift = tta_of(run, tta_shift)
+        views = views_probabilities(run.model, images, run.config.trainer.batch_size, shift)
+        members_views.append(views)
+        rows.append(
+            {
+                "run": str(run.folder),
+                "tta_shift": shift,
+                "test_accuracy": accuracy(views.mean(axis=0), test.labels),
+            }
+        )
+        log.info("%s: test accuracy %.4f", run.folder, rows[-1]["test_accuracy"])
+    report, probabilities = test_report(members_views, test.labels, first.class_names)
+    shifts = {row["tta_shift"] for row in rows}
     metrics = {
-        "ensemble_of": str(sweep_dir),
-        "dataset": dataset.name,
-        "test_accuracy": accuracy,
-        "test_loss": cross_entropy(mean, test.labels),
+        "evaluated": str(ckpt_path),
+        "dataset": first.dataset.name,
+        "tta_shift": shifts.pop() if len(shifts) == 1 else None,  # null: the members' differ
+        **report,
         "members": rows,
         "skipped": skipped,
-        **report,
     }
+    _write_evaluation(metrics, images, test.labels, probabilities, first.class_names, output_dir)
+    return metrics
+
+
+def _write_evaluation(
+    metrics: dict, images, labels, probabilities, class_names: list, output_dir: Path
+) -> None:
+    who = f"Ensemble of {len(metrics['members'])}" if len(metrics["members"]) > 1 else "Test set"
+    title = f"{who}: {metrics['test_accuracy']:.2%} accurate on {len(images)} images"
+    plot_confusion_matrix(
+        np.array(metrics["confusion_matrix"]), class_names, output_dir / "confusion_matrix.png", title
+    )
+    plot_misclassified(images, labels, probabilities, class_names, output_dir / "misclassified.png")
     write_json(output_dir / "metrics.json", metrics)
-    best = max(row["test_accuracy"] for row in rows)
+    best = max(row["test_accuracy"] for row in metrics["members"])
     log.info(
-        "Ensemble of %d runs: test accuracy %.4f (best member %.4f), loss %.4f",
-        len(members),
-        accuracy,
-        best,
+        "Test loss %.4f, test accuracy %.2f%% (best member %.2f%%)",
         metrics["test_loss"],
+        100 * metrics["test_accuracy"],
+        100 * best,
     )
     log.info("Outputs in %s", output_dir)
-    return metrics

@@ -20,10 +20,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_hydra.config import METRICS
+from mnist_hydra.config.schema import METRICS, lower_is_better
 from mnist_hydra.errors import JobCrashed, first_line
 from mnist_hydra.files import file_lock, write_csv, write_json, write_text
-from mnist_hydra.training.run_folders import crashed
+from mnist_hydra.run_folders import crashed, job_folders, job_order
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def _run_metrics(job_dir: Path) -> dict:
 def collect_rows(sweep_dir: Path) -> list[dict]:
     """A row per job folder (any folder with Hydra's .hydra/overrides.yaml) under the sweep."""
     rows = []
-    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
-        job_dir = overrides_file.parent.parent
+    for job_dir in job_folders(sweep_dir):
         try:
             record = json.loads((job_dir / "job.json").read_text())
         except (OSError, ValueError):  # not ended: still running, or stopped with the sweep
@@ -85,7 +84,9 @@ def collect_rows(sweep_dir: Path) -> list[dict]:
             if crashed(job_dir):  # says `running`, but no live process holds its folder
                 record.update(status="crashed", error="the job's process died without a word")
         job = job_dir.relative_to(sweep_dir).as_posix()
-        rows.append({"job": job, "overrides": list(OmegaConf.load(overrides_file)), **record})
+        rows.append(
+            {"job": job, "overrides": list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")), **record}
+        )
     return rows
 
 
@@ -110,18 +111,14 @@ def _split(overrides: list[str]) -> dict:
 
 def ranked(rows: list[dict], metric: str) -> list[dict]:
     """Best first by `metric` (lowest for a loss); jobs without it after, by job number."""
-    sign = 1 if metric.endswith("loss") else -1
+    sign = 1 if lower_is_better(metric) else -1
 
     def key(row):
         value = row.get(metric)
         has_value = isinstance(value, (int, float)) and math.isfinite(value)
-        return (not has_value, sign * value if has_value else 0, _job_order(row["job"]))
+        return (not has_value, sign * value if has_value else 0, job_order(row["job"]))
 
     return sorted(rows, key=key)
-
-
-def _job_order(job: str):
-    return [int(part) if part.isdigit() else part for part in job.split("/")]
 
 
 def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:

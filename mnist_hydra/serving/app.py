@@ -12,8 +12,10 @@ request only; the server goes on.
 """
 
 import logging
+import socket
 from pathlib import Path
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +29,17 @@ from mnist_hydra.serving.classifier import Classifier
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
+
+
+def serve(sock: socket.socket, ckpt_path, max_bytes: int) -> None:
+    """Load the run's model, then serve on `sock` until Ctrl+C."""
+    classifier = Classifier(ckpt_path)
+    app = create_app(classifier, max_bytes)
+    host, port = sock.getsockname()[:2]
+    address = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    print(f"Serving {classifier.run.folder} at {address}  (Ctrl+C stops)", flush=True)
+    # log_config=None: uvicorn logs through Hydra's logging (console and the run's log file).
+    uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=5)).run(sockets=[sock])
 
 
 def create_app(classifier: Classifier, max_bytes: int) -> FastAPI:

@@ -3,8 +3,9 @@
 An image is prepared by its run's dataset, with the code `predict` uses (MNIST's digits:
 inverted if dark on light, cropped, fitted into 20x20, centred by mass), so that the page,
 the API and the command line always agree. Requests prepare their images in parallel; one
-thread then runs the model on whatever images are waiting, as one batch (README: Serving
-has the measurement behind this: a model call on a batch of 20 costs a fifth per image).
+thread then runs the model on whatever images are waiting, as one batch (docs/performance.md,
+Serving, has the measurement behind this: a model call on a batch of 20 costs a fifth per
+image).
 """
 
 import io
@@ -15,17 +16,15 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from mnist_hydra.building import build
-from mnist_hydra.inference.checkpoints import load_model, open_run
+from mnist_hydra.inference.loading import open_run
 
 MAX_BATCH = 64  # images per model call at most
 
 
 class Classifier:
     def __init__(self, ckpt_path):
-        self.run = open_run(ckpt_path)
-        self.model = load_model(self.run)  # safe_mode: a model file that would run code is refused
-        self.dataset = build("dataset", self.run.config.dataset)
+        self.run = open_run(ckpt_path)  # safe_mode: a model file that would run code is refused
+        self.model, self.dataset = self.run.model, self.run.dataset
         for size in (1, 2):  # traced now rather than on the first requests (then any batch size)
             self.model.predict_on_batch(np.zeros((size, *self.run.image_shape), np.float32))
         self._waiting: queue.Queue = queue.Queue()

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+import hydra
 import keras
+import numpy
 import tensorflow as tf
 
 from mnist_hydra.errors import first_line
@@ -32,9 +34,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def library_versions() -> dict:
-    import hydra
-    import numpy
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,

@@ -1,6 +1,6 @@
 """Learning-rate schedules, one per `schedule` config; the optimizer's learning_rate is the peak.
 
-Each `schedule/*.yaml` names one of these functions (with `_partial_`); the training task
+Each `schedule/*.yaml` names one of these functions by `_target_`; the training task
 completes it with the peak rate and the length of training, and hands the result to the
 optimizer as its learning_rate.
 """

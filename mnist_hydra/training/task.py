@@ -1,21 +1,190 @@
-"""The training task: build what the configs describe, train it, evaluate it, save it all.
+"""The training task, in four steps: the machine, the data, the model, and the fit with its records.
 
 Every object is built the same way (mnist_hydra/building.py): the dataset, the model, the
-learning-rate schedule, the optimizer, the loss and the tracker.
+learning-rate schedule, the optimizer, the loss and the tracker. The values were checked
+before TensorFlow loaded (the entry point, mnist_hydra/train.py, runs `validate` first).
 """
 
 import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple, Optional
 
+import keras
+import tensorflow as tf
 from omegaconf import DictConfig
 
 from mnist_hydra.building import build
-from mnist_hydra.config import check_split_sizes, validate
-from mnist_hydra.training.run_folders import claim, release
+from mnist_hydra.config.validate import check_split_sizes, validate
+from mnist_hydra.data import Dataset, Split, to_model_inputs
+from mnist_hydra.data.pipeline import evaluation_batches, training_batches
+from mnist_hydra.machine import cpu_share, reported_flags
+from mnist_hydra.models import build_model
+from mnist_hydra.reporting.evaluation import score_on_test
+from mnist_hydra.reporting.plots import plot_learning_curves
+from mnist_hydra.run_folders import claim, release
+from mnist_hydra.training.backup import EpochBackup
+from mnist_hydra.training.cpu import onednn_enabled, use_precision, use_threads
+from mnist_hydra.training.records import (
+    EpochRecorder,
+    RunRecord,
+    kill_point_callbacks,
+    library_versions,
+    save_model,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
+
+
+class TrainingData(NamedTuple):
+    dataset: Dataset
+    batches: tf.data.Dataset  # endless; an epoch is `steps_per_epoch` of them
+    steps_per_epoch: int
+    validation: Optional[tf.data.Dataset]
+    test: Split
+    train_images: int  # those trained on, the validation split left out
+
+
+def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
+    """Run one training job and return its metrics (also written to metrics.json).
+
+    `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores.
+    """
+    validate(cfg)  # again, for callers other than the entry point: it costs nothing
+    claim(output_dir, cfg)  # one live run per folder; already done for a single run (training/guard.py)
+    try:
+        log.info("Output folder: %s", output_dir)
+        machine = set_up_machine(cfg, launcher)
+        data = prepare_data(cfg)
+        model = compiled_model(
+            cfg, data.dataset.image_shape, len(data.dataset.class_names), data.steps_per_epoch
+        )
+        model.summary(print_fn=log.info)
+        metrics = fit_and_test(cfg, model, data, output_dir, machine)
+    finally:
+        release(output_dir)
+    log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
+    log.info("Outputs in %s", output_dir)
+    return metrics
+
+
+def set_up_machine(cfg: DictConfig, launcher: DictConfig) -> dict:
+    """Threads, precision and seeds for this job (a launcher may run several in one process);
+    returns what the run records of the machine."""
+    onednn, flags = onednn_enabled(), reported_flags()
+    log.info("oneDNN kernels %s; CPU flags: %s", "on" if onednn else "off", " ".join(flags))
+    use_threads(cfg.trainer.threads or cpu_share(launcher))
+    keras.backend.clear_session()
+    use_precision(cfg.trainer.precision)
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    return {"onednn": onednn, "cpu_flags": flags, "versions": library_versions()}
+
+
+def prepare_data(cfg: DictConfig) -> TrainingData:
+    """The dataset's splits as the model takes them: shuffled (and augmented) training batches,
+    the validation split (like Keras': the last training images, before shuffling), the test split."""
+    dataset = build("dataset", cfg.dataset)
+    train_split, test_split = dataset.load()
+    check_split_sizes(cfg, len(train_split.labels))
+    x_train, y_train = to_model_inputs(train_split, len(dataset.class_names))
+    kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
+    batch_size = cfg.trainer.batch_size
+    validation = (
+        evaluation_batches(x_train[kept:], y_train[kept:], batch_size) if kept < len(x_train) else None
+    )
+    batches, steps_per_epoch = training_batches(
+        x_train[:kept], y_train[:kept], batch_size, cfg.seed, cfg.trainer.augment
+    )
+    log.info(
+        "Data: %s, %d training (%d held out for validation) and %d test images of %s, %d classes",
+        dataset.name,
+        kept,
+        len(x_train) - kept,
+        len(test_split.labels),
+        "x".join(map(str, dataset.image_shape)),
+        len(dataset.class_names),
+    )
+    return TrainingData(dataset, batches, steps_per_epoch, validation, test_split, kept)
+
+
+def compiled_model(
+    cfg: DictConfig, input_shape: tuple, num_classes: int, steps_per_epoch: int
+) -> keras.Model:
+    """The model the configs describe, compiled with their optimizer, schedule, loss and levers."""
+    model = build_model(cfg.model, input_shape, num_classes)
+    learning_rate = build(
+        "schedule",
+        cfg.schedule,
+        learning_rate=cfg.optimizer.learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.trainer.epochs,
+    )
+    model.compile(
+        optimizer=build("optimizer", cfg.optimizer, learning_rate=learning_rate),
+        loss=build("loss", cfg.loss),
+        metrics=["accuracy"],
+        jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=whole_executions(steps_per_epoch, cfg.trainer.steps_per_execution),
+    )
+    return model
+
+
+def fit_and_test(
+    cfg: DictConfig, model: keras.Model, data: TrainingData, output_dir: Path, machine: dict
+) -> dict:
+    """Train with a record of every epoch and a backup after each, test, save; the run's status
+    in metrics.json says how it ended (README: Outputs; docs/guarantees.md)."""
+    # The classes and the image shape go with the run: evaluate, predict and the plots read them.
+    record = RunRecord(
+        output_dir / "metrics.json",
+        params=model.count_params(),
+        seed=cfg.seed,
+        dataset=data.dataset.name,
+        class_names=data.dataset.class_names,
+        image_shape=list(data.dataset.image_shape),
+        train_images=data.train_images,
+        test_images=len(data.test.labels),
+        **machine,
+    )
+    epochs = EpochRecorder(output_dir / "epochs.json")
+    # Restores an interrupted run's last epoch first; removed once the run is completed.
+    backup = EpochBackup(output_dir / "backup")
+    with record.watching(lambda: build("tracker", cfg.tracker, output_dir=output_dir, config=cfg)) as tracker:
+        model.fit(
+            data.batches,
+            steps_per_epoch=data.steps_per_epoch,
+            epochs=cfg.trainer.epochs,
+            validation_data=data.validation,
+            shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
+            verbose=progress_verbosity(cfg.trainer.verbose),
+            # The backup last: once it holds an epoch, every record of that epoch is written.
+            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
+        )
+        test = score_on_test(
+            model,
+            data.test,
+            data.dataset.class_names,
+            cfg.trainer.batch_size,
+            cfg.trainer.tta_shift,
+            output_dir,
+        )
+        plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
+        save_model(model, output_dir / "model.keras")
+        last_validation = {
+            name: values[-1] for name, values in epochs.history.items() if name.startswith("val_")
+        }
+        metrics = record.update(
+            status="completed",
+            **test,
+            **last_validation,
+            history=epochs.history,
+            epoch_seconds=epochs.seconds,
+        )
+        tracker.finish(metrics, output_dir / "model.keras")
+        shutil.rmtree(output_dir / "backup", ignore_errors=True)
+    return metrics
 
 
 def progress_verbosity(verbose):
@@ -37,160 +206,3 @@ def whole_executions(steps_per_epoch: int, wanted: int) -> int:
             fitting,
         )
     return fitting
-
-
-def compiled_model(cfg: DictConfig, input_shape: tuple, num_classes: int, steps_per_epoch: int):
-    """The model the configs describe, compiled with their optimizer, schedule, loss and levers."""
-    from mnist_hydra.models import build_model
-
-    model = build_model(cfg.model, input_shape, num_classes)
-    learning_rate = build(
-        "schedule",
-        cfg.schedule,
-        learning_rate=cfg.optimizer.learning_rate,
-        steps_per_epoch=steps_per_epoch,
-        epochs=cfg.trainer.epochs,
-    )
-    model.compile(
-        optimizer=build("optimizer", cfg.optimizer, learning_rate=learning_rate),
-        loss=build("loss", cfg.loss),
-        metrics=["accuracy"],
-        jit_compile=cfg.trainer.jit_compile,
-        steps_per_execution=whole_executions(steps_per_epoch, cfg.trainer.steps_per_execution),
-    )
-    return model
-
-
-def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
-    """Run one training job and return its metrics (also written to metrics.json).
-
-    `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores.
-    """
-    validate(cfg)  # before TensorFlow loads, so that a bad value fails in about a second
-    claim(output_dir, cfg)  # one live run per folder; already done for a single run (RunFolderGuard)
-    try:
-        return _train(cfg, output_dir, launcher)
-    finally:
-        release(output_dir)
-
-
-def _train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
-    log.info("Output folder: %s", output_dir)
-    from mnist_hydra.training.cpu import (
-        REPORTED_FLAGS,
-        cpu_flags,
-        cpu_share,
-        onednn_enabled,
-        use_onednn,
-        use_precision,
-        use_threads,
-    )
-
-    decided_by = use_onednn(cfg.trainer.onednn)  # before TensorFlow is imported
-    import keras
-
-    from mnist_hydra.data import to_model_inputs
-    from mnist_hydra.data.pipeline import evaluation_batches, training_batches
-    from mnist_hydra.reporting.evaluation import evaluate_on_test
-    from mnist_hydra.reporting.plots import plot_learning_curves
-    from mnist_hydra.training.backup import EpochBackup
-    from mnist_hydra.training.records import (
-        EpochRecorder,
-        RunRecord,
-        kill_point_callbacks,
-        library_versions,
-        save_model,
-        seed_everything,
-    )
-
-    onednn = onednn_enabled()
-    flags = [flag for flag in REPORTED_FLAGS if flag in cpu_flags()]
-    log.info("oneDNN kernels %s (%s); CPU flags: %s", "on" if onednn else "off", decided_by, " ".join(flags))
-    use_threads(cfg.trainer.threads or cpu_share(launcher))
-    keras.backend.clear_session()  # a launcher may run several jobs in one process
-    use_precision(cfg.trainer.precision)
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
-    dataset = build("dataset", cfg.dataset)
-    class_names = dataset.class_names
-    train_split, test_split = dataset.load()
-    check_split_sizes(cfg, len(train_split.labels))
-    x_train, y_train = to_model_inputs(train_split, len(class_names))
-    # Like Keras' validation_split: the last images of the training set, before shuffling.
-    kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
-    validation = (
-        evaluation_batches(x_train[kept:], y_train[kept:], cfg.trainer.batch_size)
-        if kept < len(x_train)
-        else None
-    )
-    batches, steps_per_epoch = training_batches(
-        x_train[:kept], y_train[:kept], cfg.trainer.batch_size, cfg.seed, cfg.trainer.augment
-    )
-    log.info(
-        "Data: %s, %d training (%d held out for validation) and %d test images of %s, %d classes",
-        dataset.name,
-        kept,
-        len(x_train) - kept,
-        len(test_split.labels),
-        "x".join(map(str, dataset.image_shape)),
-        len(class_names),
-    )
-
-    model = compiled_model(cfg, dataset.image_shape, len(class_names), steps_per_epoch)
-    model.summary(print_fn=log.info)
-
-    # The classes and the image shape go with the run: evaluate, predict and the plots read them.
-    record = RunRecord(
-        output_dir / "metrics.json",
-        params=model.count_params(),
-        seed=cfg.seed,
-        dataset=dataset.name,
-        class_names=class_names,
-        image_shape=list(dataset.image_shape),
-        train_images=kept,
-        test_images=len(test_split.labels),
-        onednn=onednn,
-        cpu_flags=flags,
-        versions=library_versions(),
-    )
-    epochs = EpochRecorder(output_dir / "epochs.json")
-    # Weights, optimizer state and epoch count after every epoch; an earlier backup
-    # in this folder (an interrupted run) is restored first. Removed once the run is completed.
-    backup = EpochBackup(output_dir / "backup")
-    with record.watching(lambda: build("tracker", cfg.tracker, output_dir=output_dir, config=cfg)) as tracker:
-        model.fit(
-            batches,
-            steps_per_epoch=steps_per_epoch,
-            epochs=cfg.trainer.epochs,
-            validation_data=validation,
-            shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
-            verbose=progress_verbosity(cfg.trainer.verbose),
-            # The backup last: once it holds an epoch, every record of that epoch is written.
-            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
-        )
-        test = evaluate_on_test(
-            model,
-            test_split,
-            class_names,
-            cfg.trainer.batch_size,
-            output_dir,
-            plot_mistakes=False,
-            tta_shift=cfg.trainer.tta_shift,
-        )
-        plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
-        save_model(model, output_dir / "model.keras")
-        last_validation = {
-            name: values[-1] for name, values in epochs.history.items() if name.startswith("val_")
-        }
-        metrics = record.update(
-            status="completed",
-            **test,
-            **last_validation,
-            history=epochs.history,
-            epoch_seconds=epochs.seconds,
-        )
-        tracker.finish(metrics, output_dir / "model.keras")
-        shutil.rmtree(output_dir / "backup", ignore_errors=True)
-
-    log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
-    log.info("Outputs in %s", output_dir)
-    return metrics

@@ -1,7 +1,7 @@
-"""Experiment trackers, one per `logger` config: TensorBoard, MLflow, CSV, or none.
+"""Experiment trackers, one per `tracker` config: TensorBoard, MLflow, CSV, or none.
 
-A `logger/*.yaml` file names its tracker class by `_target_` (with `_partial_`); the
-training task completes it with the run folder and the config. Every tracker gives
+A `tracker/*.yaml` file names its tracker class by `_target_`; the training task completes
+it with the run folder and the config. Every tracker gives
 Keras callbacks for the per-epoch numbers, records the final metrics, and is closed
 with the run's status even when the run fails.
 """
@@ -13,13 +13,14 @@ from pathlib import Path
 import keras
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_hydra.config.dotted import dotted_keys
 from mnist_hydra.files import file_lock, write_csv
 
 log = logging.getLogger(__name__)
 
 
 class Tracker:
-    """`logger=none`: nothing beyond the run folder's own files."""
+    """`tracker=none`: nothing beyond the run folder's own files."""
 
     def __init__(self, output_dir: Path, config: DictConfig):
         self.output_dir = output_dir
@@ -91,7 +92,7 @@ class MLflowTracker(Tracker):
             mlflow.set_tracking_uri(tracking_uri)
             mlflow.set_experiment(experiment_name)
             self.run = mlflow.start_run(run_name=output_dir.name)
-            mlflow.log_params(_flatten(OmegaConf.to_container(config, resolve=True)))
+            mlflow.log_params(dotted_keys(OmegaConf.to_container(config, resolve=True)))
             mlflow.set_tag("output_dir", str(output_dir))
         log.info("MLflow run %s in %s", self.run.info.run_id, tracking_uri)
 
@@ -126,14 +127,3 @@ class MLflowTracker(Tracker):
 def _lock_path(tracking_uri: str):
     prefix = "sqlite:///"
     return Path(tracking_uri[len(prefix) :] + ".lock") if tracking_uri.startswith(prefix) else None
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

@@ -1,14 +1,15 @@
-"""Where a training run writes, and what a run folder guarantees.
+"""What a run folder guarantees, and how its status is read: the contract every command that
+writes or reads a run keeps (no TensorFlow here).
 
 - One live run per folder: a run holds an OS lock on `<run>/.lock` for its whole life
   (the kernel drops it when the process dies, however it dies).
 - A completed run is never written again.
 - A run is continued only by the same run: the config composed now must equal the one
   the run saved (`resume` aside), not just the command line.
+- A sweep's job folders come in one order: by job number.
 
-All of it is checked before Hydra writes anything into the folder (`RunFolderGuard`, a
-Hydra callback), so a refused run leaves the folder as it was. `resume=true` finds the
-folder through a resolver on `hydra.run.dir`.
+The training command claims its folder before Hydra writes into it
+(mnist_hydra/training/guard.py), so a refused run leaves the folder as it was.
 """
 
 import fcntl
@@ -18,11 +19,10 @@ import platform
 from pathlib import Path
 from typing import IO, Optional
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
-from mnist_hydra.errors import RunFolderError, underlying
+from mnist_hydra.config.dotted import dotted_keys
+from mnist_hydra.errors import RunFolderError
 from mnist_hydra.files import remove_temporaries
 
 LOCK = ".lock"
@@ -116,8 +116,8 @@ def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
     saved_file = run / ".hydra" / "config.yaml"
     if not saved_file.is_file():
         return
-    saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=False))
-    now = _flat(OmegaConf.to_container(task_config, resolve=False))
+    saved = dotted_keys(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=False))
+    now = dotted_keys(OmegaConf.to_container(task_config, resolve=False))
     differences = [
         f"{key}: {saved.get(key, '(absent)')} -> {now.get(key, '(absent)')}"
         for key in sorted(saved.keys() | now.keys())
@@ -130,84 +130,12 @@ def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
         )
 
 
-def _flat(tree, prefix: str = "") -> dict:
-    if isinstance(tree, dict):
-        flat = {}
-        for key, value in tree.items():
-            flat.update(_flat(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): tree}
+def job_order(job: str) -> list:
+    """A sort key for a job's folder name, relative to its sweep (`2`, `10`, or `3/1`): by number."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in job.split("/")]
 
 
-def _without_resume(overrides) -> list[str]:
-    return sorted(o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.")))
-
-
-def run_folder(resume: bool, new_folder: str, overrides) -> str:
-    """`new_folder`, unless resuming: then the newest unfinished run with the same overrides.
-
-    Runs live in `<root>/<date>/<time>/`; `<root>` is taken from `new_folder`.
-    """
-    if not resume:
-        return new_folder
-    wanted = _without_resume(list(overrides))
-    root = Path(new_folder).parents[1]
-    for record in sorted(root.glob("*/*/.hydra/overrides.yaml"), reverse=True):
-        run = record.parent.parent
-        if _without_resume(OmegaConf.load(record)) == wanted and run_status(run) != "completed":
-            holder = live_holder(run)
-            if holder:
-                raise RunFolderError(
-                    f"resume=true: the newest unfinished run of this command, {run}, "
-                    f"is still running ({holder}); wait for it to end or stop it"
-                )
-            return str(run)
-    raise RunFolderError(
-        f"resume=true: no unfinished run in {root}/ was started with the overrides {wanted}; "
-        f"point hydra.run.dir at the run folder to resume it"
-    )
-
-
-class RunFolderGuard(Callback):
-    """Claims a single run's folder before Hydra writes into it; refuses what a sweep cannot do.
-
-    Hydra turns a callback's exceptions into warnings and carries on, so a refusal here
-    exits the process itself (SystemExit: the message, one line, and exit code 1).
-    """
-
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-        try:
-            claim(Path(config.hydra.run.dir), task)  # resolving run.dir finds the run resume=true means
-        except RunFolderError as error:
-            raise SystemExit(f"Refused: {error}") from None
-        except InterpolationResolutionError as error:
-            reason = underlying(error)  # OmegaConf wraps what the resolver raised
-            if isinstance(reason, RunFolderError):
-                raise SystemExit(f"Refused: {reason}") from None
-            raise
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        try:
-            _refuse_sweep(config)
-        except RunFolderError as error:
-            raise SystemExit(f"Refused: {error}") from None
-
-
-def _refuse_sweep(config: DictConfig) -> None:
-    if any(
-        o.replace(" ", "").lower() not in ("resume=false", "resume=0")
-        for o in config.hydra.overrides.task
-        if o.lstrip("+~").startswith("resume=")
-    ):
-        raise RunFolderError(
-            "resume=true does not apply to -m sweeps: resume a sweep's job one at a "
-            "time with hydra.run.dir=<its job folder> (and its overrides)"
-        )
-    sweep_dir = Path(config.hydra.sweep.dir)
-    others = list(sweep_dir.glob("*/.hydra")) + list(sweep_dir.glob("multirun.yaml"))
-    if others:
-        raise RunFolderError(
-            f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs, "
-            f"which its summary would mix with this one's: choose a new folder"
-        )
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """Every job folder of a sweep (any folder under it with Hydra's .hydra/overrides.yaml), in job order."""
+    folders = [record.parent.parent for record in Path(sweep_dir).glob("**/.hydra/overrides.yaml")]
+    return sorted(folders, key=lambda job: job_order(job.relative_to(sweep_dir).as_posix()))

@@ -1,0 +1,274 @@
+"""Every check of every command's values, run before anything heavy: one line naming the key,
+the value and what is allowed (a ConfigError). The types are the schemas' job (schema.py)."""
+
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_hydra.config.checks import is_number, require
+from mnist_hydra.config.model_checks import check_model
+from mnist_hydra.config.schema import METRICS
+from mnist_hydra.errors import ConfigError
+from mnist_hydra.machine import machine_memory
+
+PRECISIONS = ("fp32", "bf16")
+ONEDNN = ("auto", "on", "off")
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
+MAX_IMAGE_SIZE = 1024  # pixels a side; past it one image alone is megabytes per layer
+MAX_THREADS = 256  # TensorFlow threads per op; more only adds contention
+# What the task needs of a group's file beyond its `_target_`, and a line to add for each.
+NEEDED_KEYS = {
+    "dataset": {"name": "name: my_data", "image_size": "image_size: 28", "channels": "channels: 1"},
+    "optimizer": {"learning_rate": "learning_rate: 0.001"},
+}
+
+
+# --- train ----------------------------------------------------------------------------
+
+
+def validate(cfg: DictConfig) -> None:
+    """The training command's values, before TensorFlow loads."""
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(f"{key} is required (it is ??? in its file): set it, e.g. {key}=...")
+    _check_needed_keys(cfg)
+    _check_dataset(cfg.dataset)
+    require(
+        SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1],
+        "seed",
+        cfg.seed,
+        f"an int from {SEED_RANGE[0]} to {SEED_RANGE[1]}",
+    )
+    input_shape = (cfg.dataset.image_size, cfg.dataset.image_size, cfg.dataset.channels)
+    # An image folder's classes are known once it is listed: at least two.
+    class_names = cfg.dataset.get("class_names")
+    counts = check_model(cfg.model, input_shape, len(class_names) if class_names is not None else 2)
+    _check_trainer(cfg.trainer, cfg.dataset.image_size)
+    if counts:
+        _check_memory(cfg, *counts)
+    _check_loss_and_schedule(cfg)
+    require(cfg.objective in METRICS, "objective", cfg.objective, f"one of {', '.join(METRICS)}")
+    require(
+        not cfg.objective.startswith("val_") or cfg.trainer.validation_split > 0,
+        "objective",
+        cfg.objective,
+        "test_accuracy or test_loss unless trainer.validation_split > 0",
+    )
+    _check_optimizer(cfg.optimizer)
+
+
+def _check_needed_keys(cfg: DictConfig) -> None:
+    """A user's plain file (a `_target_` and its own keys) must still say what the task reads."""
+    for group, needed in {**NEEDED_KEYS, "model": {}, "schedule": {}, "loss": {}, "tracker": {}}.items():
+        node = cfg[group]
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(
+                f"{group}: its file has no _target_: add a line `_target_: <the class or function "
+                f"that builds it>` (e.g. conf/{group}/ holds ours)"
+            )
+        for key, line in needed.items():
+            if key not in node:
+                raise ConfigError(f"{group}.{key} is required: add a line `{line}` to the {group}'s file")
+
+
+def _check_dataset(dataset: DictConfig) -> None:
+    for key in ("train_limit", "test_limit"):
+        value = dataset.get(key)
+        require(
+            value is None or value >= 1,
+            f"dataset.{key}",
+            value,
+            "a positive int, or null for the whole split",
+        )
+    require(
+        1 <= dataset.image_size <= MAX_IMAGE_SIZE,
+        "dataset.image_size",
+        dataset.image_size,
+        f"pixels a side, from 1 to {MAX_IMAGE_SIZE}",
+    )
+    require(dataset.channels in (1, 3), "dataset.channels", dataset.channels, "1 (grayscale) or 3 (RGB)")
+    if dataset.get("class_names") is not None:
+        names = list(dataset.class_names)
+        require(
+            len(names) >= 2 and len(set(names)) == len(names),
+            "dataset.class_names",
+            names,
+            "at least two names, all different",
+        )
+    if "test_split" in dataset:
+        require(
+            0.0 < dataset.test_split < 1.0, "dataset.test_split", dataset.test_split, "a fraction in (0, 1)"
+        )
+
+
+def _check_trainer(trainer: DictConfig, image_size: int) -> None:
+    require(trainer.epochs >= 1, "trainer.epochs", trainer.epochs, "a positive int")
+    require(trainer.batch_size >= 1, "trainer.batch_size", trainer.batch_size, "a positive int")
+    require(
+        0.0 <= trainer.validation_split < 1.0,
+        "trainer.validation_split",
+        trainer.validation_split,
+        "a fraction in [0, 1)",
+    )
+    require(trainer.verbose in ("auto", 0, 1, 2), "trainer.verbose", trainer.verbose, "one of auto, 0, 1, 2")
+    require(
+        trainer.threads is None or 1 <= trainer.threads <= MAX_THREADS,
+        "trainer.threads",
+        trainer.threads,
+        f"an int from 1 to {MAX_THREADS}, or null for this job's share of the cores",
+    )
+    require(trainer.onednn in ONEDNN, "trainer.onednn", trainer.onednn, f"one of {', '.join(ONEDNN)}")
+    require(
+        trainer.precision in PRECISIONS,
+        "trainer.precision",
+        trainer.precision,
+        f"one of {', '.join(PRECISIONS)}",
+    )
+    require(
+        not (trainer.jit_compile and trainer.deterministic),
+        "trainer.jit_compile",
+        trainer.jit_compile,
+        "true only with trainer.deterministic=false (under op determinism Keras turns XLA off)",
+    )
+    require(
+        trainer.steps_per_execution >= 1,
+        "trainer.steps_per_execution",
+        trainer.steps_per_execution,
+        "a positive int",
+    )
+    require(
+        0.0 <= trainer.augment.shift < 0.5,
+        "trainer.augment.shift",
+        trainer.augment.shift,
+        "a fraction of the image in [0, 0.5); 0 for none",
+    )
+    require(
+        0.0 <= trainer.augment.rotation <= 180.0,
+        "trainer.augment.rotation",
+        trainer.augment.rotation,
+        "degrees in [0, 180]; 0 for none",
+    )
+    check_tta_shift(trainer.tta_shift, image_size, "trainer.tta_shift")
+
+
+def _check_memory(cfg: DictConfig, params: int, activations: int) -> None:
+    """Refuse a model and batch that cannot fit in this machine's memory, before TensorFlow
+    tries to allocate it: weights, gradients and two optimizer slots per parameter, and
+    each layer's output and its gradient for every image of a batch, in float32."""
+    needed = 4 * (4 * params + 2 * activations * cfg.trainer.batch_size)
+    available = machine_memory()
+    if needed >= available:
+        keys = " ".join(
+            f"model.{key}={cfg.model[key]}" for key in ("filters", "dense_units") if key in cfg.model
+        )
+        raise ConfigError(
+            f"{keys + ' with ' if keys else 'the model with '}trainer.batch_size={cfg.trainer.batch_size} "
+            f"needs about {needed / 2**30:,.0f} GiB to train ({params:,} parameters), more than this "
+            f"machine's {available / 2**30:,.0f} GiB: use a smaller model or a smaller batch"
+        )
+
+
+def _check_loss_and_schedule(cfg: DictConfig) -> None:
+    if "label_smoothing" in cfg.loss:
+        require(
+            0.0 <= cfg.loss.label_smoothing < 1.0,
+            "loss.label_smoothing",
+            cfg.loss.label_smoothing,
+            "a value in [0, 1)",
+        )
+    for key, low, high in (
+        ("warmup_epochs", 0.0, cfg.trainer.epochs),
+        ("start_ratio", 0.0, 1.0),
+        ("final_ratio", 0.0, 1.0),
+    ):
+        if key in cfg.schedule:
+            value = cfg.schedule[key]
+            require(low <= value <= high, f"schedule.{key}", value, f"a value in [{low}, {high}]")
+
+
+def _check_optimizer(optimizer: DictConfig) -> None:
+    require(
+        is_number(optimizer.learning_rate) and optimizer.learning_rate > 0,
+        "optimizer.learning_rate",
+        optimizer.learning_rate,
+        "a positive, finite float",
+    )
+    for key in ("rho", "momentum", "beta_1", "beta_2"):
+        if key in optimizer:
+            require(0.0 <= optimizer[key] < 1.0, f"optimizer.{key}", optimizer[key], "a value in [0, 1)")
+    if "epsilon" in optimizer:
+        require(
+            is_number(optimizer.epsilon) and optimizer.epsilon > 0,
+            "optimizer.epsilon",
+            optimizer.epsilon,
+            "a positive, finite float",
+        )
+
+
+def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
+    """Once the number of training images is known: the validation split must leave at least
+    one batch to train on, and hold at least one image itself."""
+    split, batch = cfg.trainer.validation_split, cfg.trainer.batch_size
+    kept = int(train_images * (1 - split))
+    if split == 0:
+        require(
+            batch <= train_images, "trainer.batch_size", batch, f"at most the {train_images} training images"
+        )
+    require(
+        kept >= batch,
+        "trainer.validation_split",
+        split,
+        f"a fraction that leaves at least one batch ({batch}) of the {train_images} training images "
+        f"to train on; it leaves {kept}",
+    )
+    require(
+        split == 0 or kept < train_images,
+        "trainer.validation_split",
+        split,
+        f"0, or a fraction that holds out at least one of the {train_images} training images",
+    )
+
+
+def check_tta_shift(shift: int, image_size: int, key: str) -> None:
+    """The largest test-time shift is less than half the image: or little of a digit is left.
+    For a run's trainer.tta_shift, and for evaluate's tta_shift= once it knows the runs."""
+    largest = image_size // 2 - 1
+    require(0 <= shift <= largest, key, shift, f"pixels from 0 (off) to {largest}, less than half the image")
+
+
+# --- the commands that read a trained run -----------------------------------------------
+
+
+def required_ckpt_path(cfg: DictConfig) -> str:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
+        raise ConfigError(
+            "ckpt_path is required: a training run's folder or its model.keras, "
+            "e.g. ckpt_path=outputs/2026-01-31/12-00-00-000000"
+        )
+    return cfg.ckpt_path
+
+
+def validate_evaluate(cfg: DictConfig) -> None:
+    required_ckpt_path(cfg)
+    shift: Optional[int] = cfg.tta_shift
+    require(
+        shift is None or shift >= 0, "tta_shift", shift, "pixels from 0 (off), or null for each run's own"
+    )
+
+
+def validate_predict(cfg: DictConfig) -> None:
+    required_ckpt_path(cfg)
+    require(
+        len(cfg.images) >= 1, "images", list(cfg.images), "at least one PNG or JPEG file, e.g. images=[a.png]"
+    )
+
+
+def validate_serve(cfg: DictConfig) -> None:
+    required_ckpt_path(cfg)
+    require(0 <= cfg.port <= 65535, "port", cfg.port, "1 to 65535, or 0 for any free one")
+    require(cfg.max_bytes >= 1, "max_bytes", cfg.max_bytes, "at least 1")
+
+
+def validate_export(cfg: DictConfig) -> None:
+    required_ckpt_path(cfg)
+    require(cfg.format in EXPORT_FORMATS, "format", cfg.format, f"one of {', '.join(EXPORT_FORMATS)}")

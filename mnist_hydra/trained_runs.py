@@ -1,0 +1,90 @@
+"""Finding a trained run's files, and a sweep's completed runs, without loading anything heavy.
+
+A command that reads a run (evaluate, predict, serve, export) is given `ckpt_path`: a run
+folder, a model file inside one, or (evaluate) a sweep's folder. What the run knew of its
+data comes with it: the composed config it saved, and the classes and image shape that its
+metrics.json records (an image folder's classes are known only once it was listed).
+"""
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_hydra.errors import CheckpointError
+from mnist_hydra.run_folders import job_folders, record_status, run_status
+
+
+class RunFiles(NamedTuple):
+    model_path: Path
+    folder: Path
+    config: DictConfig  # the composed config the run saved (.hydra/config.yaml)
+    class_names: list[str]  # as the run's dataset named them (an image folder's, from its folders)
+    image_shape: tuple  # (height, width, channels) the model takes
+
+
+def locate_run(ckpt_path) -> RunFiles:
+    """The run of `ckpt_path`: a run folder, or a model file inside one."""
+    path = Path(str(ckpt_path)).expanduser()
+    model_path = path / "model.keras" if path.is_dir() else path
+    if not model_path.is_file():
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: no such model file (expected a run folder "
+            f"holding model.keras, or a .keras file)"
+        )
+    folder = model_path.parent
+    config_path = folder / ".hydra" / "config.yaml"
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path} is missing: cannot tell which dataset the model was trained on")
+    config = OmegaConf.load(config_path)
+    try:
+        record = json.loads((folder / "metrics.json").read_text())
+        class_names, image_shape = record["class_names"], tuple(record["image_shape"])
+    except (OSError, ValueError, KeyError):  # a folder put together by hand: the config's word
+        dataset = config.dataset
+        class_names = list(dataset.get("class_names") or [])
+        image_shape = (dataset.image_size, dataset.image_size, dataset.get("channels", 1))
+    return RunFiles(model_path, folder, config, class_names, image_shape)
+
+
+def is_sweep(ckpt_path) -> bool:
+    """A sweep's folder: job folders (each with Hydra's .hydra/), no model of its own."""
+    folder = Path(str(ckpt_path)).expanduser()
+    return folder.is_dir() and not (folder / "model.keras").is_file() and bool(job_folders(folder))
+
+
+def locate_runs(ckpt_path) -> tuple[list[RunFiles], list[str]]:
+    """One run, or a sweep's completed runs in job order; and the jobs skipped (with why)."""
+    if not is_sweep(ckpt_path):
+        return [locate_run(ckpt_path)], []
+    folder = Path(str(ckpt_path)).expanduser()
+    members, skipped = [], []
+    jobs = job_folders(folder)
+    for job in jobs:
+        status = run_status(job) or record_status(job / "job.json")  # job.json: a job refused before training
+        if status == "completed" and (job / "model.keras").is_file():
+            members.append(locate_run(job))
+        else:
+            skipped.append(f"{job.relative_to(folder)} ({status or 'never started training'})")
+    if not members:
+        raise CheckpointError(f"{folder}: none of its {len(jobs)} jobs completed ({', '.join(skipped)})")
+    return members, skipped
+
+
+def same_test_set(members: list) -> None:
+    """Refuse an ensemble whose members (RunFiles, or runs opened from them) were trained on
+    different datasets or test images."""
+
+    def test_set(run) -> str:
+        dataset = OmegaConf.to_container(run.config.dataset, resolve=False)
+        dataset.pop("train_limit", None)  # how much of the training set each used does not matter
+        return json.dumps([dataset, run.class_names, list(run.image_shape)], sort_keys=True)
+
+    first = test_set(members[0])
+    others = [run.folder.name for run in members[1:] if test_set(run) != first]
+    if others:
+        raise CheckpointError(
+            f"an ensemble needs one dataset and one test set: {', '.join(others)} "
+            f"differ from {members[0].folder.name} (dataset, test_limit or classes)"
+        )
