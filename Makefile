@@ -28,9 +28,12 @@ test: $(READY)
 test-fast: $(READY)
 	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
+# ruff, and the import contracts of pyproject.toml (the layers, no circles, no TensorFlow
+# before the checks).
 lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench: $(READY)
 	$(BIN)/python benchmarks/epoch_overhead.py $(ARGS)
