@@ -135,3 +135,9 @@ def test_a_plain_file_without_a_key_the_task_reads_names_the_line_to_add(user_fo
         ConfigError, match=f"^{group}.{key} is required: add a line `{line}` to the {group}'s file$"
     ):
         validate(user_config(user_folder))
+
+
+def test_a_plain_file_without_a_target_names_the_line_to_add(user_folder):
+    (user_folder / "model" / "tiny.yaml").write_text("width: 8\n")
+    with pytest.raises(ConfigError, match=r"^model: its file has no _target_: add a line `_target_: "):
+        validate(user_config(user_folder))

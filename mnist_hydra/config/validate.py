@@ -17,7 +17,8 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
 MAX_IMAGE_SIZE = 1024  # pixels a side; past it one image alone is megabytes per layer
 MAX_THREADS = 256  # TensorFlow threads per op; more only adds contention
-# What the task needs of a group's file beyond its `_target_`, and a line to add for each.
+BUILT_GROUPS = ("dataset", "model", "optimizer", "schedule", "loss", "tracker")  # each file: a _target_
+# What the task reads of a group's file beyond its `_target_`, and a line to add for each.
 NEEDED_KEYS = {
     "dataset": {"name": "name: my_data", "image_size": "image_size: 28", "channels": "channels: 1"},
     "optimizer": {"learning_rate": "learning_rate: 0.001"},
@@ -59,14 +60,14 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_needed_keys(cfg: DictConfig) -> None:
     """A user's plain file (a `_target_` and its own keys) must still say what the task reads."""
-    for group, needed in {**NEEDED_KEYS, "model": {}, "schedule": {}, "loss": {}, "tracker": {}}.items():
+    for group in BUILT_GROUPS:
         node = cfg[group]
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(
                 f"{group}: its file has no _target_: add a line `_target_: <the class or function "
-                f"that builds it>` (e.g. conf/{group}/ holds ours)"
+                f"that builds it>` (conf/{group}/ holds ours)"
             )
-        for key, line in needed.items():
+        for key, line in NEEDED_KEYS.get(group, {}).items():
             if key not in node:
                 raise ConfigError(f"{group}.{key} is required: add a line `{line}` to the {group}'s file")
 

@@ -1,7 +1,7 @@
 """Models. A `model` config names a callable (`_target_`) that takes `input_shape`,
 `num_classes` and the config's own keys, and returns a Keras model: the built-in CNN family
-(`cnn.py`) or one of the user's (README: Your own model, optimizer, or any other object). Its checks ran before TensorFlow
-loaded (mnist_hydra/config/model_checks.py).
+(`cnn.py`) or one of the user's (README: Your own model, optimizer, or any other object).
+Its checks ran before TensorFlow loaded (mnist_hydra/config/model_checks.py).
 """
 
 import keras
