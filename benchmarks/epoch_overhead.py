@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mnist_hydra.machine import reported_flags
+
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is not timed)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each, alternating")
     args = parser.parse_args()
+    print("CPU flags:", " ".join(reported_flags()) or "(none of note)", flush=True)
 
     seconds = {"plain Keras": [], "mnist_hydra": []}
     accuracy = {"plain Keras": [], "mnist_hydra": []}
