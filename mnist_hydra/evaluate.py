@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float:
     from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    return evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift)["test_accuracy"]
+    return evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code)["test_accuracy"]
 
 
 if __name__ == "__main__":

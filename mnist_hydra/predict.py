@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> None:
     validate_predict(cfg)
     from mnist_hydra.inference.prediction import predict  # TensorFlow loads here
 
-    predict(cfg.ckpt_path, list(cfg.images), Path(HydraConfig.get().runtime.output_dir))
+    predict(cfg.ckpt_path, list(cfg.images), Path(HydraConfig.get().runtime.output_dir), cfg.trust_run_code)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Prints the address to open (http://127.0.0.1:8000/ by default), then serves unti
 The API: POST /predict, GET /model, GET /health (mnist_hydra/serving/app.py; README: Serve).
 """
 
+import logging
 import socket
 
 import hydra
@@ -14,8 +15,10 @@ from omegaconf import DictConfig
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_serve
 from mnist_hydra.errors import ConfigError
+from mnist_hydra.serving.limits import Limits, allowed_hosts
 
 register_schemas()
+log = logging.getLogger(__name__)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -39,9 +42,16 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def main(cfg: DictConfig) -> None:
     validate_serve(cfg)
     sock = listening_socket(cfg.host, cfg.port)
-    from mnist_hydra.serving.app import serve  # TensorFlow loads here
+    limits = Limits(
+        allowed_hosts(cfg.host), cfg.max_bytes, cfg.max_pixels, cfg.timeout, cfg.decoders, cfg.max_connections
+    )
+    if "*" in limits.hosts:
+        log.warning(
+            "host=%s: any machine that reaches this one may use the server, with no authentication", cfg.host
+        )
+    from mnist_hydra.serving.server import serve  # TensorFlow loads here
 
-    serve(sock, cfg.ckpt_path, cfg.max_bytes)
+    serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code)
 
 
 if __name__ == "__main__":

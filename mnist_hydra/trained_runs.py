@@ -8,7 +8,7 @@ metrics.json records (an image folder's classes are known only once it was liste
 
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,6 +22,7 @@ class RunFiles(NamedTuple):
     config: DictConfig  # the composed config the run saved (.hydra/config.yaml)
     class_names: list[str]  # as the run's dataset named them (an image folder's, from its folders)
     image_shape: tuple  # (height, width, channels) the model takes
+    test_set_sha256: Optional[str]  # the fingerprint of the test set it was scored on (data.Split.sha256)
 
 
 def locate_run(ckpt_path) -> RunFiles:
@@ -42,10 +43,10 @@ def locate_run(ckpt_path) -> RunFiles:
         record = json.loads((folder / "metrics.json").read_text())
         class_names, image_shape = record["class_names"], tuple(record["image_shape"])
     except (OSError, ValueError, KeyError):  # a folder put together by hand: the config's word
-        dataset = config.dataset
+        dataset, record = config.dataset, {}
         class_names = list(dataset.get("class_names") or [])
         image_shape = (dataset.image_size, dataset.image_size, dataset.get("channels", 1))
-    return RunFiles(model_path, folder, config, class_names, image_shape)
+    return RunFiles(model_path, folder, config, class_names, image_shape, record.get("test_set_sha256"))
 
 
 def is_sweep(ckpt_path) -> bool:
@@ -70,21 +71,3 @@ def locate_runs(ckpt_path) -> tuple[list[RunFiles], list[str]]:
     if not members:
         raise CheckpointError(f"{folder}: none of its {len(jobs)} jobs completed ({', '.join(skipped)})")
     return members, skipped
-
-
-def same_test_set(members: list) -> None:
-    """Refuse an ensemble whose members (RunFiles, or runs opened from them) were trained on
-    different datasets or test images."""
-
-    def test_set(run) -> str:
-        dataset = OmegaConf.to_container(run.config.dataset, resolve=False)
-        dataset.pop("train_limit", None)  # how much of the training set each used does not matter
-        return json.dumps([dataset, run.class_names, list(run.image_shape)], sort_keys=True)
-
-    first = test_set(members[0])
-    others = [run.folder.name for run in members[1:] if test_set(run) != first]
-    if others:
-        raise CheckpointError(
-            f"an ensemble needs one dataset and one test set: {', '.join(others)} "
-            f"differ from {members[0].folder.name} (dataset, test_limit or classes)"
-        )

@@ -205,9 +205,14 @@ def test_own_plain_yaml_model_and_optimizer_on_own_images_train_resume_evaluate_
     assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 2
     assert metrics["class_names"] == ["one", "seven", "zero"] and metrics["image_shape"] == [28, 28, 1]
 
+    # Its custom layer needs its module: imported only when the user trusts the run's code.
+    untrusted = cli("mnist_hydra.evaluate", f"ckpt_path={run.parent}", cwd=tmp_path, env=env)
+    assert untrusted.returncode == 1
+    assert "model._target_=small_resnet.build_small_resnet, may need its own module" in untrusted.stderr
     evaluated = cli(
         "mnist_hydra.evaluate",
         f"ckpt_path={run.parent}",
+        "trust_run_code=true",
         f"hydra.run.dir={tmp_path / 'eval'}",
         cwd=tmp_path,
         env=env,
@@ -219,6 +224,7 @@ def test_own_plain_yaml_model_and_optimizer_on_own_images_train_resume_evaluate_
         "mnist_hydra.predict",
         f"ckpt_path={run.parent}",
         f"images=[{digit_folder / 'one' / '2.png'}]",
+        "trust_run_code=true",
         f"hydra.run.dir={tmp_path / 'predict'}",
         cwd=tmp_path,
         env=env,

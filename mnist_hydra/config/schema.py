@@ -197,12 +197,14 @@ class TrainConfig:
 class EvaluateConfig:
     ckpt_path: str = MISSING
     tta_shift: Optional[int] = MISSING  # null: each run's own trainer.tta_shift
+    trust_run_code: bool = MISSING  # import and build what the run names (its own code)
 
 
 @dataclass
 class PredictConfig:
     ckpt_path: str = MISSING
     images: list[str] = MISSING
+    trust_run_code: bool = MISSING  # import and build what the run names (its own code)
 
 
 @dataclass
@@ -211,12 +213,18 @@ class ServeConfig:
     host: str = MISSING
     port: int = MISSING
     max_bytes: int = MISSING
+    max_pixels: int = MISSING
+    timeout: float = MISSING
+    decoders: int = MISSING
+    max_connections: int = MISSING
+    trust_run_code: bool = MISSING  # import and build what the run names (its own code)
 
 
 @dataclass
 class ExportConfig:
     ckpt_path: str = MISSING
     format: str = MISSING
+    trust_run_code: bool = MISSING  # import and build what the run names (its own code)
 
 
 # --- registration ---------------------------------------------------------------------

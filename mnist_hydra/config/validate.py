@@ -17,6 +17,9 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seed) accepts
 MAX_IMAGE_SIZE = 1024  # pixels a side; past it one image alone is megabytes per layer
 MAX_THREADS = 256  # TensorFlow threads per op; more only adds contention
+# Pixels an image may have, read from its header before anything is decoded: a 50-megapixel
+# photo is about 200 MB as floats; a tiny file claiming 20000x20000 is a decompression bomb.
+MAX_PIXELS = 50_000_000
 BUILT_GROUPS = ("dataset", "model", "optimizer", "schedule", "loss", "tracker")  # each file: a _target_
 # What the task reads of a group's file beyond its `_target_`, and a line to add for each.
 NEEDED_KEYS = {
@@ -268,6 +271,15 @@ def validate_serve(cfg: DictConfig) -> None:
     required_ckpt_path(cfg)
     require(0 <= cfg.port <= 65535, "port", cfg.port, "1 to 65535, or 0 for any free one")
     require(cfg.max_bytes >= 1, "max_bytes", cfg.max_bytes, "at least 1")
+    require(
+        1 <= cfg.max_pixels <= MAX_PIXELS,
+        "max_pixels",
+        cfg.max_pixels,
+        f"from 1 to {MAX_PIXELS:,} (predict's)",
+    )
+    require(is_number(cfg.timeout) and cfg.timeout > 0, "timeout", cfg.timeout, "seconds, more than 0")
+    require(cfg.decoders >= 1, "decoders", cfg.decoders, "at least 1")
+    require(cfg.max_connections >= 1, "max_connections", cfg.max_connections, "at least 1")
 
 
 def validate_export(cfg: DictConfig) -> None:

@@ -3,14 +3,26 @@ files of MNIST-like sets (`idx.py`) or class folders of images (`image_folder.py
 of the package sees only what `Dataset` promises.
 """
 
+import hashlib
 from typing import NamedTuple, Optional
 
 import numpy as np
+
+from mnist_hydra.config.validate import MAX_PIXELS
 
 
 class Split(NamedTuple):
     images: np.ndarray  # (n, height, width, channels) uint8
     labels: np.ndarray  # (n,) class indices
+
+    def sha256(self) -> str:
+        """A fingerprint of these images and labels, as evaluated: what a run records of its test
+        set (`test_set_sha256`), so that a changed test set, or an ensemble of runs tested on
+        different images, is told rather than scored."""
+        digest = hashlib.sha256(repr((self.images.shape, str(self.images.dtype))).encode())
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
 
 class Dataset:
@@ -45,10 +57,11 @@ class Dataset:
     def read(self) -> tuple[Split, Split]:
         raise NotImplementedError
 
-    def prepare(self, source, name: Optional[str] = None) -> np.ndarray:
+    def prepare(self, source, name: Optional[str] = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         """A person's image as the model takes it: (height, width, channels) floats in [0, 1].
 
-        `source` is a file's path or its bytes (io.BytesIO); `name` tells it in errors.
+        `source` is a file's path or its bytes (io.BytesIO); `name` tells it in errors; an image
+        of more than `max_pixels` is refused before it is decoded (data/images.py).
         Raises an ImageError (NotAnImage, ImageTooLarge, BlankImage) naming what is wrong."""
         raise NotImplementedError
 

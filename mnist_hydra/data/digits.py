@@ -5,61 +5,19 @@ their aspect ratio, then placed in a 28x28 image so that their centre of mass is
 at the centre. A photo or a drawing needs the same treatment to be read sensibly.
 """
 
-from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import Optional
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from mnist_hydra.errors import BlankImage, ImageTooLarge, NotAnImage, first_line
+from mnist_hydra.data.images import MAX_PIXELS, ImageSource, read_image
+from mnist_hydra.errors import BlankImage
 
 SIZE = 28
 BOX = 20  # the digit's longer side, as in MNIST
 INK_LEVEL = 0.1  # below this share of the way from paper to ink, a pixel is paper or noise
-# Pixels an image may have, read from its header before anything is decoded: a 50-megapixel
-# photo is about 200 MB as floats; a tiny file claiming 20000x20000 is a decompression bomb.
-MAX_PIXELS = 50_000_000
-
-
-ImageSource = Union[Path, str, BinaryIO]  # a file's path, or its bytes (io.BytesIO) as a server gets them
-
-
-def read_grayscale(source: ImageSource, name: Optional[str] = None) -> np.ndarray:
-    """Any PNG or JPEG as grayscale floats in [0, 1], upright as its EXIF says.
-
-    `name` tells the image in errors (the path by default)."""
-    path = name or str(source)
-    try:
-        with Image.open(source) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageTooLarge(
-                    f"{path}: {width}x{height}, more than the {MAX_PIXELS:,} pixels "
-                    f"allowed: scale it down first"
-                )
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep its depth
-                return np.asarray(image, dtype=np.float32) / 65535.0
-            if image.mode in ("RGBA", "LA", "P"):  # transparent parts become white paper
-                image = image.convert("RGBA")
-                paper = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(paper, image)
-            pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except Image.DecompressionBombError:  # Pillow's own limit, a few times ours, hit while opening
-        raise ImageTooLarge(
-            f"{path}: more than the {MAX_PIXELS:,} pixels allowed "
-            f"(its header claims a decompression bomb's size)"
-        ) from None
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise NotAnImage(f"{path}: not a readable image ({unreadable_reason(error)})") from None
-    return pixels
-
-
-def unreadable_reason(error: Exception) -> str:
-    """Why Pillow could not read an image, without its repr of an in-memory file."""
-    if isinstance(error, UnidentifiedImageError):
-        return "not a PNG, JPEG or other format Pillow reads"
-    return first_line(error)
+# A photo's digit is found and scaled into 20x20: a JPEG larger than this a side is decoded smaller.
+NEEDED_SIDE = 512
 
 
 def to_mnist_style(pixels: np.ndarray, source: str = "image") -> np.ndarray:
@@ -106,5 +64,7 @@ def _centre_by_mass(canvas: np.ndarray) -> np.ndarray:
     return np.roll(canvas, (shift_y, shift_x), axis=(0, 1))
 
 
-def load_digit(source: ImageSource, name: Optional[str] = None) -> np.ndarray:
-    return to_mnist_style(read_grayscale(source, name), name or str(source))
+def load_digit(source: ImageSource, name: Optional[str] = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Any PNG or JPEG of a digit as MNIST's 28x28 floats (data/images.py reads it)."""
+    pixels = read_image(source, name, channels=1, max_pixels=max_pixels, needed_side=NEEDED_SIDE)
+    return to_mnist_style(pixels, name or str(source))

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.data import Dataset, Split
 from mnist_hydra.data.digits import load_digit
+from mnist_hydra.data.images import MAX_PIXELS
 from mnist_hydra.errors import DataError, first_line
 
 SHIPPED = importlib.resources.files("mnist_hydra") / "datasets"
@@ -90,8 +91,10 @@ class IDXDataset(Dataset):
         folder = self.folder()
         return self._split(folder, "train"), self._split(folder, "test")
 
-    def prepare(self, source, name=None) -> np.ndarray:
-        return load_digit(source, name)[..., np.newaxis]  # MNIST's own preparation (data/digits.py)
+    def prepare(self, source, name=None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        return load_digit(source, name, max_pixels)[
+            ..., np.newaxis
+        ]  # MNIST's own preparation (data/digits.py)
 
     def folder(self) -> Path:
         if self.data_dir is None:

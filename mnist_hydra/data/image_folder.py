@@ -3,11 +3,11 @@
     path/train/<class>/*.png and path/test/<class>/*.png     (a split of your own), or
     path/<class>/*.png                                       (split here by test_split, seeded)
 
-The class names are the folder names, sorted. Images are read with Pillow, converted to
-grayscale or RGB (`channels`) and resized to `image_size` x `image_size` when they are not
-that size already. The decoded arrays are cached (a .npz file keyed by every file's name,
-size and modification time, and the size and channels asked for), so a sweep's jobs decode
-a folder once.
+The class names are the folder names, sorted. Images are read as every image is
+(data/images.py: full depth, EXIF orientation, transparency on white), converted to grayscale
+or RGB (`channels`) and resized to `image_size` x `image_size` when they are not that size.
+The decoded arrays are cached (a .npz file keyed by every file's name, size and modification
+time, and the size and channels asked for), so a sweep's jobs decode a folder once.
 """
 
 import hashlib
@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from mnist_hydra.data import Dataset, Split
-from mnist_hydra.data.digits import MAX_PIXELS, unreadable_reason
-from mnist_hydra.errors import DataError, ImageError, ImageTooLarge, NotAnImage
+from mnist_hydra.data.images import MAX_PIXELS, read_image, resized
+from mnist_hydra.errors import DataError, ImageError
 from mnist_hydra.files import file_lock, write_atomically
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".png", ".jpg", ".jpeg")
+DECODER = 2  # in the cache's key: arrays decoded by an earlier version are decoded again
 
 
 class ImageFolderDataset(Dataset):
@@ -83,14 +83,25 @@ class ImageFolderDataset(Dataset):
     def read(self) -> tuple[Split, Split]:
         arrays = self._decoded()
         if "all" in arrays["parts"]:
-            return self._held_out(arrays["all_images"], arrays["all_labels"])
-        return (
-            self._shuffled(arrays["train_images"], arrays["train_labels"]),
-            Split(arrays["test_images"], arrays["test_labels"]),
-        )
+            train, test = self._held_out(arrays["all_images"], arrays["all_labels"])
+        else:
+            train = self._shuffled(arrays["train_images"], arrays["train_labels"])
+            test = Split(arrays["test_images"], arrays["test_labels"])
+        return train, self._interleaved(test)
 
-    def prepare(self, source, name=None) -> np.ndarray:
-        image, _ = _decode(source, self.image_shape, name)
+    def _interleaved(self, test: Split) -> Split:
+        """The test images in a seeded order in which the classes take turns in proportion to
+        their size, so that `test_limit`'s first N images are a stratified sample."""
+        rng = np.random.default_rng(self.seed)
+        position = np.empty(len(test.labels))
+        for label in np.unique(test.labels):
+            members = np.flatnonzero(test.labels == label)
+            position[rng.permutation(members)] = (np.arange(len(members)) + 0.5) / len(members)
+        order = np.lexsort((test.labels, position))
+        return Split(test.images[order], test.labels[order])
+
+    def prepare(self, source, name=None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        image, _ = _decode(source, self.image_shape, name, max_pixels)
         return image.astype(np.float32) / 255.0
 
     def _decoded(self) -> dict:
@@ -99,6 +110,7 @@ class ImageFolderDataset(Dataset):
         key = hashlib.sha256(
             json.dumps(
                 [
+                    DECODER,
                     self.image_shape,
                     [
                         (str(path), stat.st_size, stat.st_mtime_ns)
@@ -191,26 +203,20 @@ def _image_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]
         )
         if not files:
             raise DataError(f"{folder / name}: an empty class folder (no {', '.join(SUFFIXES)} files)")
+        for path in files:
+            if not path.is_file():  # a link to nothing, or a folder named like an image
+                raise DataError(f"{path}: not a file (a broken link?): remove it or make it an image")
         listed += [(path, label) for path in files]
     return listed
 
 
-def _decode(source, shape: tuple, name: Optional[str] = None) -> tuple[np.ndarray, bool]:
+def _decode(
+    source, shape: tuple, name: Optional[str] = None, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, bool]:
     """One image (a path or its bytes) as uint8 (height, width, channels), and whether it had
-    to be resized."""
+    to be resized. Resized at its full depth, then rounded: a 16-bit image keeps its shades."""
     height, width, channels = shape
-    path = name or str(source)
-    try:
-        with Image.open(source) as image:
-            if image.size[0] * image.size[1] > MAX_PIXELS:
-                raise ImageTooLarge(f"{path}: more than the {MAX_PIXELS:,} pixels allowed")
-            image = image.convert("L" if channels == 1 else "RGB")
-            resized = image.size != (width, height)
-            if resized:
-                image = image.resize((width, height), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{path}: more than the {MAX_PIXELS:,} pixels allowed") from None
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise NotAnImage(f"{path}: not a readable image ({unreadable_reason(error)})") from None
-    return pixels.reshape(height, width, channels), resized
+    pixels = read_image(source, name, channels, max_pixels, needed_side=4 * max(height, width))
+    was_resized = pixels.shape[:2] != (height, width)
+    pixels = np.clip(np.rint(resized(pixels, height, width) * 255.0), 0, 255).astype(np.uint8)
+    return pixels.reshape(height, width, channels), was_resized

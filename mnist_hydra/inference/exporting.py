@@ -23,12 +23,12 @@ KERAS_FORMAT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "on
 EXPORTED_NAME = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
-def export(ckpt_path, format: str) -> Path:
+def export(ckpt_path, format: str, trust_run_code: bool = False) -> Path:
     """Write the run's model in `format` (checked: config/validate.py) into the run's export/
     folder; return its path."""
     if format == "onnx":
         _require_onnx()
-    run = open_run(ckpt_path)
+    run = open_run(ckpt_path, trust_run_code)
     model = run.model
     model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
     folder = run.folder / "export"

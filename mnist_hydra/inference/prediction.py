@@ -20,8 +20,8 @@ TOP = 3
 COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s in ("", "_probability")]
 
 
-def predict(ckpt_path, images: list, output_dir: Path) -> list[dict]:
-    run = open_run(ckpt_path)
+def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = False) -> list[dict]:
+    run = open_run(ckpt_path, trust_run_code)
     class_names, model, dataset = run.class_names, run.model, run.dataset
 
     prepared, paths, failures = [], [], []

@@ -8,18 +8,20 @@ cross-entropy of that mean, `test_accuracy` how often its highest class is the l
 test-time augmentation, the same for the images as they are is kept as `*_without_tta`.
 """
 
+import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from mnist_hydra.config.validate import check_tta_shift
-from mnist_hydra.data import to_model_inputs
+from mnist_hydra.data import Split, to_model_inputs
+from mnist_hydra.errors import CheckpointError
 from mnist_hydra.files import write_json
 from mnist_hydra.inference.loading import TrainedRun, open_runs
 from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
-from mnist_hydra.trained_runs import same_test_set
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +116,20 @@ def tta_of(run: TrainedRun, tta_shift: Optional[int]) -> int:
     return tta_shift
 
 
-def evaluate(ckpt_path, output_dir: Path, tta_shift: Optional[int] = None) -> dict:
+def evaluate(
+    ckpt_path, output_dir: Path, tta_shift: Optional[int] = None, trust_run_code: bool = False
+) -> dict:
     """A trained run, or a sweep's completed runs as one ensemble, on the test set of the
     dataset they were trained on: metrics.json, the confusion matrix, the worst mistakes.
 
     Each run is scored with the batch size it was trained with, so that its accuracy equals
     the one it reported. An ensemble's members must share one test set (anything else is
     refused); failed or unfinished jobs are skipped and named."""
-    members, skipped = open_runs(ckpt_path)
-    same_test_set(members)
+    members, skipped = open_runs(ckpt_path, trust_run_code)
     for name in skipped:
         log.warning("Skipped %s", name)
     first = members[0]
-    _, test = first.dataset.load()
+    test = one_test_set(members)
     images, _ = to_model_inputs(test, len(first.class_names))
     log.info(
         "Evaluating %d run(s) of %s on %d %s test images",
@@ -160,6 +163,35 @@ def evaluate(ckpt_path, output_dir: Path, tta_shift: Optional[int] = None) -> di
     }
     _write_evaluation(metrics, images, test.labels, probabilities, first.class_names, output_dir)
     return metrics
+
+
+def one_test_set(members: list[TrainedRun]) -> Split:
+    """The test split the members share, as each one's dataset gives it now. Refused: a test
+    set that differs from the one a run recorded when it was trained (files added, removed or
+    changed since), and members tested on different images or classes."""
+    splits: dict[str, Split] = {}  # by dataset config: members of one sweep share it
+    fingerprints = []
+    for run in members:
+        key = json.dumps(
+            OmegaConf.to_container(run.config.dataset, resolve=True), sort_keys=True, default=str
+        )
+        if key not in splits:
+            splits[key] = run.dataset.load()[1]
+        fingerprint = splits[key].sha256()
+        if run.test_set_sha256 and run.test_set_sha256 != fingerprint:
+            raise CheckpointError(
+                f"{run.folder}: its test set has changed since it was trained (images added, removed or "
+                f"changed?): it recorded test_set_sha256 {run.test_set_sha256[:12]}..., the images now give "
+                f"{fingerprint[:12]}...; its accuracy would not be comparable"
+            )
+        fingerprints.append((fingerprint, run.class_names))
+    others = [run.folder.name for run, seen in zip(members, fingerprints) if seen != fingerprints[0]]
+    if others:
+        raise CheckpointError(
+            f"an ensemble needs one dataset and one test set: {', '.join(others)} differ from "
+            f"{members[0].folder.name} (their test images, labels or classes)"
+        )
+    return next(iter(splits.values()))  # all the same images
 
 
 def _write_evaluation(

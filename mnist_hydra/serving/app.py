@@ -6,16 +6,16 @@
     GET  /health    {"status": "ok"} while the model is loaded (it loads before the server starts)
 
 Every error is JSON, {"error": "<one line>"}, with a 4xx status: 400 no image in the request,
-413 too many bytes or pixels, 415 not an image, 422 nothing to read (blank), 404 and 405 as
-usual; 500 with the error's first line if the server itself fails. An error ends that
-request only; the server goes on.
+403 another site's page, 408 a body too slow, 413 too many bytes or pixels, 415 not an image,
+421 a Host that is not this server's, 422 nothing to read (blank), 404 and 405 as usual; 500
+with the error's first line if the server itself fails. An error ends that request only; the
+server goes on. limits.py says what the server holds to.
 """
 
+import asyncio
 import logging
-import socket
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -25,27 +25,19 @@ from starlette.exceptions import HTTPException
 
 from mnist_hydra.errors import BlankImage, ImageError, ImageTooLarge, NotAnImage, first_line
 from mnist_hydra.serving.classifier import Classifier
+from mnist_hydra.serving.limits import Limits, SameSiteOnly
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
 
 
-def serve(sock: socket.socket, ckpt_path, max_bytes: int) -> None:
-    """Load the run's model, then serve on `sock` until Ctrl+C."""
-    classifier = Classifier(ckpt_path)
-    app = create_app(classifier, max_bytes)
-    host, port = sock.getsockname()[:2]
-    address = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-    print(f"Serving {classifier.run.folder} at {address}  (Ctrl+C stops)", flush=True)
-    # log_config=None: uvicorn logs through Hydra's logging (console and the run's log file).
-    uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=5)).run(sockets=[sock])
-
-
-def create_app(classifier: Classifier, max_bytes: int) -> FastAPI:
+def create_app(classifier: Classifier, limits: Limits) -> FastAPI:
     # No /docs: FastAPI's interactive docs load their scripts from a CDN; /openapi.json stays.
     app = FastAPI(title="mnist-hydra", docs_url=None, redoc_url=None)
+    app.add_middleware(SameSiteOnly, hosts=limits.hosts)
     described = classifier.describe()
+    decoding = asyncio.Semaphore(limits.decoders)  # images decoded at once: each may cost ~100 MB
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, error: ImageError) -> JSONResponse:
@@ -78,27 +70,23 @@ def create_app(classifier: Classifier, max_bytes: int) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:
-        data, name = await read_image(request, max_bytes)
-        # Preparing the image and the model call are CPU work: off the event loop.
-        return await run_in_threadpool(classifier.classify, data, name)
+        data, name = await read_image(request, limits)
+        async with decoding:  # preparing the image and the model call are CPU work: off the event loop
+            return await run_in_threadpool(classifier.classify, data, name, limits.max_pixels)
 
     return app
 
 
-async def read_image(request: Request, max_bytes: int) -> tuple[bytes, str]:
-    """The uploaded image's bytes and a name for it, reading no more than `max_bytes`."""
-    too_large = ImageTooLarge(f"more than the {max_bytes:,} bytes allowed (serve's max_bytes)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large  # refused before a byte of it is read
-    body = bytearray()
-    async for chunk in request.stream():  # a chunked upload declares no length: count it
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
-
+async def read_image(request: Request, limits: Limits) -> tuple[bytes, str]:
+    """The uploaded image's bytes and a name for it, reading no more than `max_bytes`, for no
+    longer than `timeout` seconds."""
+    try:
+        async with asyncio.timeout(limits.timeout):
+            body = await _read_body(request, limits.max_bytes)
+    except TimeoutError:
+        raise HTTPException(408, f"the request's body did not arrive within {limits.timeout:g} s") from None
     data, name = bytes(body), "the request's body"
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):  # types ignore case
 
         async def replay() -> dict:  # the body, already read, for the form parser
             return {"type": "http.request", "body": data, "more_body": False}
@@ -113,3 +101,16 @@ async def read_image(request: Request, max_bytes: int) -> tuple[bytes, str]:
             "no image in the request: send a PNG or JPEG as the body or as the form field `file`"
         )
     return data, name
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytearray:
+    too_large = ImageTooLarge(f"more than the {max_bytes:,} bytes allowed (serve's max_bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large  # refused before a byte of it is read
+    body = bytearray()
+    async for chunk in request.stream():  # a chunked upload declares no length: count it
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return body

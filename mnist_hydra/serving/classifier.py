@@ -16,14 +16,17 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from mnist_hydra.data.images import MAX_PIXELS
 from mnist_hydra.inference.loading import open_run
 
 MAX_BATCH = 64  # images per model call at most
 
 
 class Classifier:
-    def __init__(self, ckpt_path):
-        self.run = open_run(ckpt_path)  # safe_mode: a model file that would run code is refused
+    def __init__(self, ckpt_path, trust_run_code: bool = False):
+        self.run = open_run(
+            ckpt_path, trust_run_code
+        )  # safe_mode: a model file that would run code is refused
         self.model, self.dataset = self.run.model, self.run.dataset
         for size in (1, 2):  # traced now rather than on the first requests (then any batch size)
             self.model.predict_on_batch(np.zeros((size, *self.run.image_shape), np.float32))
@@ -45,11 +48,11 @@ class Classifier:
             for (_, answer), output in zip(batch, outputs):
                 answer.set_result(output)
 
-    def classify(self, data: bytes, name: str = "image") -> dict:
+    def classify(self, data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> dict:
         """The predicted class, every class's probability, and the image the model saw.
 
         Raises an ImageError (NotAnImage, ImageTooLarge, BlankImage) for an unusable image."""
-        prepared = self.dataset.prepare(io.BytesIO(data), name)
+        prepared = self.dataset.prepare(io.BytesIO(data), name, max_pixels)
         answer: Future = Future()
         self._waiting.put((prepared, answer))
         probabilities = answer.result()

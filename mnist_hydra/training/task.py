@@ -146,6 +146,7 @@ def fit_and_test(
         image_shape=list(data.dataset.image_shape),
         train_images=data.train_images,
         test_images=len(data.test.labels),
+        test_set_sha256=data.test.sha256(),  # evaluate checks that it still tests these images
         **machine,
     )
     epochs = EpochRecorder(output_dir / "epochs.json")

@@ -9,8 +9,11 @@ let drawing = false;
 let last = null;
 let inFlight = false; // one request at a time; a change meanwhile sends again when it returns
 let changed = false;
+let drawingNumber = 0; // a Clear starts a new drawing: an answer about an older one is not shown
 
 function clearCanvas() {
+  drawingNumber += 1;
+  changed = false;
   pen.fillStyle = "white";
   pen.fillRect(0, 0, canvas.width, canvas.height);
   document.getElementById("predicted").textContent = "–";
@@ -70,15 +73,17 @@ function predictCanvas() {
 }
 
 async function send(body, type) {
+  const about = drawingNumber;
   try {
     const options = { method: "POST", body };
     if (type) options.headers = { "Content-Type": type };
     const response = await fetch("/predict", options);
     const answer = await response.json();
+    if (about !== drawingNumber) return; // cleared while it was on its way
     if (!response.ok) { showError(answer.error || response.statusText); return; }
     show(answer);
   } catch (error) {
-    showError(`the server did not answer (${error})`);
+    if (about === drawingNumber) showError(`the server did not answer (${error})`);
   }
 }
 
