@@ -197,6 +197,7 @@ def one_test_set(members: list[TrainedRun]) -> Split:
 def _write_evaluation(
     metrics: dict, images, labels, probabilities, class_names: list, output_dir: Path
 ) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
     who = f"Ensemble of {len(metrics['members'])}" if len(metrics["members"]) > 1 else "Test set"
     title = f"{who}: {metrics['test_accuracy']:.2%} accurate on {len(images)} images"
     plot_confusion_matrix(
