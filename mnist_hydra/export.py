@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> None:
     validate_export(cfg)
     from mnist_hydra.inference.exporting import export  # TensorFlow loads here
 
-    print(f"Exported to {export(cfg.ckpt_path, cfg.format, cfg.trust_run_code)}")
+    print(f"Exported to {export(cfg.ckpt_path, cfg.format, cfg.trust_run_code, cfg.output_dir)}")
 
 
 if __name__ == "__main__":

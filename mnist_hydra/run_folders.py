@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.config.dotted import dotted_keys
 from mnist_hydra.errors import RunFolderError
-from mnist_hydra.files import remove_temporaries
+from mnist_hydra.files import remove_temporaries, write_text
 
 LOCK = ".lock"
+RESOLVED = Path(".hydra") / "resolved.yaml"  # the run's config as its values were when it started
 _held: dict[Path, IO] = {}  # the run folders this process holds, by absolute path
 
 
@@ -102,6 +103,9 @@ def claim(run: Path, task_config: DictConfig) -> None:
         release(run)
         raise
     remove_temporaries(run)  # a killed writer's leftovers; nobody else writes here now
+    if not (run / RESOLVED).is_file():  # the first start: what a resume must match
+        (run / RESOLVED).parent.mkdir(exist_ok=True)
+        write_text(run / RESOLVED, OmegaConf.to_yaml(_resolved(task_config)))
 
 
 def _refuse_completed(run: Path) -> None:
@@ -113,11 +117,19 @@ def _refuse_completed(run: Path) -> None:
 
 
 def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
-    saved_file = run / ".hydra" / "config.yaml"
-    if not saved_file.is_file():
+    """Compare the values, resolved: an interpolation (an environment variable, `${now:}`) may
+    give another value now than at the run's start, which `.hydra/resolved.yaml` recorded.
+    (A run from before that file existed is compared as Hydra saved its config, unresolved.)"""
+    if (run / RESOLVED).is_file():
+        saved = dotted_keys(OmegaConf.to_container(OmegaConf.load(run / RESOLVED)))
+        now = dotted_keys(_resolved(task_config))
+    elif (run / ".hydra" / "config.yaml").is_file():
+        saved = dotted_keys(
+            OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
+        )
+        now = dotted_keys(OmegaConf.to_container(task_config, resolve=False))
+    else:
         return
-    saved = dotted_keys(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=False))
-    now = dotted_keys(OmegaConf.to_container(task_config, resolve=False))
     differences = [
         f"{key}: {saved.get(key, '(absent)')} -> {now.get(key, '(absent)')}"
         for key in sorted(saved.keys() | now.keys())
@@ -128,6 +140,10 @@ def _refuse_another_config(run: Path, task_config: DictConfig) -> None:
             f"{run} holds a run with another config, so continuing it would mix two runs "
             f"({'; '.join(differences)}): start a new run instead"
         )
+
+
+def _resolved(task_config: DictConfig) -> dict:
+    return OmegaConf.to_container(task_config, resolve=True, throw_on_missing=False)
 
 
 def job_order(job: str) -> list:

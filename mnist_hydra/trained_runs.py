@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.errors import CheckpointError
-from mnist_hydra.run_folders import job_folders, record_status, run_status
+from mnist_hydra.run_folders import crashed, job_folders, record_status, run_status
 
 
 class RunFiles(NamedTuple):
@@ -63,7 +63,9 @@ def locate_runs(ckpt_path) -> tuple[list[RunFiles], list[str]]:
     members, skipped = [], []
     jobs = job_folders(folder)
     for job in jobs:
-        status = run_status(job) or record_status(job / "job.json")  # job.json: a job refused before training
+        # As the sweep's summary tells it: `running` with no live process is `crashed`; job.json
+        # holds the status of a job refused before training.
+        status = "crashed" if crashed(job) else run_status(job) or record_status(job / "job.json")
         if status == "completed" and (job / "model.keras").is_file():
             members.append(locate_run(job))
         else:

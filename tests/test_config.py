@@ -98,6 +98,25 @@ def test_our_schemas_reject_unknown_keys_and_wrong_types(override, message, reas
     assert reason in str(refused.value.__cause__)  # what Hydra prints under it
 
 
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "+trainer.epoch=3",  # what Hydra suggests after the typo trainer.epoch=3
+            "trainer.epoch is not a key of trainer (TrainerConfig) (did you mean trainer.epochs?); its keys: "
+            "augment, batch_size,",
+        ),
+        ("+foo=1", "foo is not a key of the config (TrainConfig); its keys: dataset, loss, model,"),
+        ("+model.foo=1", "model.foo is not a key of model (CNNConfig); its keys: batch_norm,"),
+        ("+trainer.augment.flip=1", "trainer.augment.flip is not a key of trainer.augment (AugmentConfig)"),
+        ("dataset.channels=3", "dataset.channels=3 is not allowed: 1: mnist's images are grayscale"),
+    ],
+)
+def test_keys_added_with_plus_and_channels_mnist_lacks_are_refused_before_anything_loads(override, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        validate(compose_train([override]))
+
+
 def test_each_optimizer_has_its_own_keys():
     assert compose_train(["optimizer=sgd", "optimizer.momentum=0.9"]).optimizer.momentum == 0.9
     assert compose_train(["optimizer.rho=0.9"]).optimizer.rho == 0.9

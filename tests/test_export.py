@@ -116,3 +116,32 @@ def test_two_exports_at_once_take_turns_and_leave_one_whole_export(run_copy, ref
     x, expected = reference
     assert np.abs(saved_model_outputs(run_copy / "export" / "saved_model", x) - expected).max() <= 1e-5
     assert not list((run_copy / "export").glob(".*partial*"))
+
+
+def test_a_run_one_may_only_read_is_one_line_and_output_dir_exports_elsewhere(
+    run_copy, reference, tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    from mnist_hydra.errors import ExportError
+    from mnist_hydra.inference.exporting import export
+
+    shared = tmp_path / "shared" / "run"
+    shutil.copytree(run_copy, shared, ignore=shutil.ignore_patterns("export"))
+    make_folder = Path.mkdir
+
+    def read_only(
+        path, *args, **kwargs
+    ):  # as the kernel answers for a folder one may only read (tests run as root)
+        if shared in Path(path).parents or Path(path) == shared:
+            raise PermissionError(13, "Permission denied", str(path))
+        return make_folder(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(
+        ExportError, match=r"run/export: cannot write there \(Permission denied\): export elsewhere"
+    ):
+        export(shared, "tflite")
+    written = export(shared, "tflite", output_dir=str(tmp_path / "mine"))
+    assert written == tmp_path / "mine" / "model.tflite"
+    assert np.abs(tflite_outputs(written, reference[0]) - reference[1]).max() < 1e-3

@@ -185,6 +185,27 @@ def test_a_config_file_changed_since_the_kill_is_refused_naming_each_key(cli, tm
     assert result.returncode == 0, result.stderr
 
 
+def test_a_value_an_interpolation_gives_differently_since_the_kill_is_refused(cli, tmp_path):
+    """The config's text is the same, but an environment variable it reads has changed."""
+    epochs = ["trainer.epochs=${oc.env:MNIST_HYDRA_TEST_EPOCHS}"]
+    args = [a for a in ARGS if not a.startswith("trainer.epochs")] + epochs
+    killed = cli(
+        "mnist_hydra.train", *args, cwd=tmp_path, env={KILL_AT: "batch@5", "MNIST_HYDRA_TEST_EPOCHS": "3"}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folder = run_folder(tmp_path)
+    before = files_of(folder)
+    changed = cli(
+        "mnist_hydra.train", *args, "resume=true", cwd=tmp_path, env={"MNIST_HYDRA_TEST_EPOCHS": "2"}
+    )
+    assert changed.returncode == 1
+    assert "holds a run with another config" in changed.stderr and "trainer.epochs: 3 -> 2" in changed.stderr
+    assert files_of(folder) == before
+    same = cli("mnist_hydra.train", *args, "resume=true", cwd=tmp_path, env={"MNIST_HYDRA_TEST_EPOCHS": "3"})
+    assert same.returncode == 0, same.stderr
+    assert len(metrics_of(folder)["history"]["loss"]) == 3
+
+
 def test_a_sweep_refuses_resume_and_another_sweeps_folder(cli, tmp_path):
     result = cli("mnist_hydra.train", "-m", *ARGS, "model.dropout=0.3,0.5", "resume=true", cwd=tmp_path)
     assert result.returncode == 1 and "resume=true does not apply to -m sweeps" in result.stderr

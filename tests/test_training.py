@@ -3,6 +3,7 @@ does): what a run writes, its record, its epoch backup and resuming from it, and
 YAML files a user writes for every group."""
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -135,6 +136,24 @@ def test_a_plain_file_without_a_key_the_task_reads_names_the_line_to_add(user_fo
         ConfigError, match=f"^{group}.{key} is required: add a line `{line}` to the {group}'s file$"
     ):
         validate(user_config(user_folder))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "+model.depth=3",
+            "model.depth is not an argument of test_training.tiny_net: its arguments are width",
+        ),
+        (
+            "~model.width",
+            "model.width is required by test_training.tiny_net: add a line `width: ...` to its file",
+        ),
+    ],
+)
+def test_a_users_model_keys_are_checked_against_its_builders_arguments(user_folder, override, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        validate(user_config(user_folder, override))
 
 
 def test_a_plain_file_without_a_target_names_the_line_to_add(user_folder):

@@ -7,6 +7,7 @@ activations that the memory estimate needs. `kernel_sizes`, `dense_widths` and `
 read the config for the checks and for `build_cnn` alike.
 """
 
+import inspect
 from typing import Any, Optional
 
 from hydra.utils import get_object
@@ -170,5 +171,32 @@ def check_model(model_cfg: DictConfig, input_shape: tuple, num_classes: int) -> 
         raise ConfigError(
             f"model._target_={target} cannot be found: {type(reason).__name__}: {first_line(reason)}"
         ) from None
+    _check_arguments(builder, model_cfg)
     check = getattr(builder, "check_config", None)
     return check(model_cfg, input_shape, num_classes) if check else None
+
+
+def _check_arguments(builder, model_cfg: DictConfig) -> None:
+    """A user's model file's keys must be its builder's arguments (the task adds input_shape and
+    num_classes), or the mistake shows only once TensorFlow and the data have loaded."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # a builtin or a class without a readable signature: Keras will tell
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    given = {key for key in model_cfg if not str(key).startswith("_")}
+    arguments = set(parameters) - {"input_shape", "num_classes"}
+    for key in sorted(given - arguments):
+        raise ConfigError(
+            f"model.{key} is not an argument of {model_cfg._target_}: its arguments are "
+            f"{', '.join(sorted(arguments)) or 'none besides input_shape and num_classes'}"
+        )
+    for name, parameter in parameters.items():
+        if (
+            name not in given | {"input_shape", "num_classes"}
+            and parameter.default is inspect.Parameter.empty
+        ):
+            raise ConfigError(
+                f"model.{name} is required by {model_cfg._target_}: add a line `{name}: ...` to its file"
+            )

@@ -224,6 +224,7 @@ class ServeConfig:
 class ExportConfig:
     ckpt_path: str = MISSING
     format: str = MISSING
+    output_dir: Optional[str] = MISSING  # null: the run's export/ folder
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
 
 

@@ -1,6 +1,8 @@
 """Every check of every command's values, run before anything heavy: one line naming the key,
 the value and what is allowed (a ConfigError). The types are the schemas' job (schema.py)."""
 
+import dataclasses
+import difflib
 from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -35,6 +37,7 @@ def validate(cfg: DictConfig) -> None:
     """The training command's values, before TensorFlow loads."""
     for key in sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(f"{key} is required (it is ??? in its file): set it, e.g. {key}=...")
+    refuse_unknown_keys(cfg)
     _check_needed_keys(cfg)
     _check_dataset(cfg.dataset)
     require(
@@ -59,6 +62,24 @@ def validate(cfg: DictConfig) -> None:
         "test_accuracy or test_loss unless trainer.validation_split > 0",
     )
     _check_optimizer(cfg.optimizer)
+
+
+def refuse_unknown_keys(node: DictConfig, path: str = "") -> None:
+    """A key that a schema of ours does not have (added with `+`, as Hydra suggests after a
+    typo: `+trainer.epoch=3`) would be ignored, or fail deep inside Keras: refused here."""
+    schema = OmegaConf.get_type(node)
+    known = {field.name for field in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node.keys():
+        name = f"{path}{key}"
+        if known is not None and key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {path}{close[0]}?)" if close else ""
+            keys = ", ".join(sorted(k for k in known if not k.startswith("_")))
+            where = path.rstrip(".") or "the config"
+            raise ConfigError(f"{name} is not a key of {where} ({schema.__name__}){hint}; its keys: {keys}")
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            refuse_unknown_keys(child, f"{name}.")
 
 
 def _check_needed_keys(cfg: DictConfig) -> None:
@@ -91,6 +112,13 @@ def _check_dataset(dataset: DictConfig) -> None:
         f"pixels a side, from 1 to {MAX_IMAGE_SIZE}",
     )
     require(dataset.channels in (1, 3), "dataset.channels", dataset.channels, "1 (grayscale) or 3 (RGB)")
+    if dataset._target_ == "mnist_hydra.data.idx.IDXDataset":  # IDX files of unsigned bytes: one channel
+        require(
+            dataset.channels == 1,
+            "dataset.channels",
+            dataset.channels,
+            f"1: {dataset.name}'s images are grayscale",
+        )
     if dataset.get("class_names") is not None:
         names = list(dataset.class_names)
         require(

@@ -11,6 +11,7 @@ Every format takes the model's input, (batch, height, width, channels) float32 p
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -23,17 +24,25 @@ KERAS_FORMAT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "on
 EXPORTED_NAME = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
-def export(ckpt_path, format: str, trust_run_code: bool = False) -> Path:
-    """Write the run's model in `format` (checked: config/validate.py) into the run's export/
-    folder; return its path."""
+def export(ckpt_path, format: str, trust_run_code: bool = False, output_dir: Optional[str] = None) -> Path:
+    """Write the run's model in `format` (checked: config/validate.py) into `output_dir`, by
+    default the run's export/ folder; return its path."""
     if format == "onnx":
         _require_onnx()
     run = open_run(ckpt_path, trust_run_code)
     model = run.model
     model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
-    folder = run.folder / "export"
-    folder.mkdir(exist_ok=True)
+    folder = Path(output_dir).expanduser() if output_dir else run.folder / "export"
     target = folder / EXPORTED_NAME[format]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a"):
+            pass
+    except OSError as error:  # a run folder one may read but not write (a shared one, a mounted copy)
+        raise ExportError(
+            f"{folder}: cannot write there ({error.strerror or first_line(error)}): "
+            f"export elsewhere with output_dir=<a folder of yours>"
+        ) from None
     with file_lock(folder / ".lock"):  # two exports at once take turns
         remove_temporaries(folder)  # what a killed export left
         write = write_folder_atomically if format == "saved_model" else write_atomically

@@ -8,6 +8,7 @@ the `mnist_hydra.run_folder` resolver on `hydra.run.dir`.
 
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -53,6 +54,7 @@ class RunFolderGuard(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        HydraConfig.instance().set_config(config)  # as the job will have it: ${hydra:...} resolves
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
         try:
             claim(Path(config.hydra.run.dir), task)  # resolving run.dir finds the run resume=true means
