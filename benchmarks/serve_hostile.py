@@ -6,7 +6,8 @@ one its image got alone): first alone, then with hostile clients sending at the 
 decompression bombs (a few kilobytes declaring more pixels than the limit), the largest real images
 the server takes (random noise just under its pixel limit: the most a request can make it
 decode), text, cross-site posts, a foreign Host, and connections that send half a head and
-wait. It prints, per phase, the honest requests' latency percentiles, how every hostile
+wait. The honest load goes round its images until every hostile request has been answered. It
+prints, per phase, the honest requests' latency percentiles, how every hostile
 request was answered, and the server process's peak resident memory (sampled every 50 ms).
 All traffic goes to 127.0.0.1 and stops by itself.
 
@@ -91,10 +92,13 @@ def run_phase(http, address: str, bodies, alone, clients: int, hostile: list) ->
         with httpx.Client(base_url=address, timeout=120) as own:
             return kind, str(own.post("predict", content=body, headers=headers).status_code)
 
-    with ThreadPoolExecutor(max_workers=clients) as pool, ThreadPoolExecutor(max_workers=4) as attackers:
+    # The attacks run at once (half-sent heads hold their connections), and the honest load goes
+    # round the images until every attack has been answered, so that all of it meets them.
+    with ThreadPoolExecutor(max_workers=clients) as pool, ThreadPoolExecutor(max_workers=16) as attackers:
         attacks = [attackers.submit(attack, request) for request in hostile]
-        start = time.perf_counter()
-        results = list(pool.map(honest, range(len(bodies))))
+        start, results = time.perf_counter(), []
+        while not results or not all(future.done() for future in attacks):
+            results += pool.map(honest, range(len(bodies)))
         wall = time.perf_counter() - start
         answers = Counter(future.result() for future in attacks)
     latencies = [ms for _, ms in results]
