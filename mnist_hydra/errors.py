@@ -52,6 +52,10 @@ class JobCrashed(MnistHydraError):
     """A sweep's job whose process died without a word (a signal, the OOM killer)."""
 
 
+class JobInterrupted(MnistHydraError):
+    """A sweep's job stopped with its sweep (SIGTERM to the sweep, passed on to the job)."""
+
+
 def underlying(error: BaseException) -> BaseException:
     """The error at the bottom of a chain (Hydra and OmegaConf wrap what really went wrong)."""
     while error.__cause__ or error.__context__:

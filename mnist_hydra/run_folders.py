@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.config.dotted import dotted_keys
 from mnist_hydra.errors import RunFolderError
-from mnist_hydra.files import remove_temporaries, write_text
+from mnist_hydra.files import remove_temporaries, write_json, write_text
 
 LOCK = ".lock"
+PLAN = ".jobs.json"  # in a sweep's folder: every job its launcher was given
 RESOLVED = Path(".hydra") / "resolved.yaml"  # the run's config as its values were when it started
 _held: dict[Path, IO] = {}  # the run folders this process holds, by absolute path
 
@@ -155,3 +156,19 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     """Every job folder of a sweep (any folder under it with Hydra's .hydra/overrides.yaml), in job order."""
     folders = [record.parent.parent for record in Path(sweep_dir).glob("**/.hydra/overrides.yaml")]
     return sorted(folders, key=lambda job: job_order(job.relative_to(sweep_dir).as_posix()))
+
+
+def write_plan(sweep_dir: Path, initial_job_idx: int, job_overrides) -> None:
+    """Add these jobs (number and overrides) to the sweep's plan, written by its launcher before
+    any of them starts: the summary lists a planned job that never started as `not run`. (A
+    search launches its trials in several batches: each is added.)"""
+    plan = read_plan(sweep_dir)
+    plan += [{"job": initial_job_idx + i, "overrides": list(o)} for i, o in enumerate(job_overrides)]
+    write_json(Path(sweep_dir) / PLAN, plan)
+
+
+def read_plan(sweep_dir: Path) -> list[dict]:
+    try:
+        return json.loads((Path(sweep_dir) / PLAN).read_text())
+    except (OSError, ValueError):
+        return []

@@ -436,3 +436,53 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
     assert "Ray: 2 jobs on the nodes at 127.0.0.1;" in private.stdout + private.stderr
     rows = {r["job"]: r for r in read_summary(tmp_path / "private")}
     assert (rows["0"]["status"], rows["1"]["status"]) == ("ok", "crashed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher):
+    """`kill`, `timeout` or a scheduler stopping the sweep: its running job is told and records
+    itself interrupted, the queued jobs never start, no process or scratch file is left."""
+    from mnist_hydra.run_folders import live_holder
+
+    (tmp_path / "tmp").mkdir()
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.train",
+            "-m",
+            f"hydra/launcher={launcher}",
+            *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []),
+            "dataset.train_limit=2000",
+            "dataset.test_limit=100",
+            "trainer.epochs=6",
+            "trainer.batch_size=100",
+            "tracker=none",
+            "model.dropout=0.1,0.2,0.3",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+    )
+    deadline = time.monotonic() + 300
+    while (
+        backed_up_epochs(tmp_path / "sweep" / "0") < 1
+        and sweep.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGTERM)
+    output, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 128 + signal.SIGTERM, output
+
+    rows = {row["job"]: row["status"] for row in read_summary(tmp_path / "sweep")}
+    assert rows == {"0": "interrupted", "1": "not run", "2": "not run"}, output
+    assert run_record(tmp_path / "sweep" / "0")["status"] == "interrupted"
+    assert live_holder(tmp_path / "sweep" / "0") is None  # no process of it is left
+    assert not (tmp_path / "sweep" / "1").exists()
+    assert not list((tmp_path / "tmp").glob("mnist-hydra-job-*"))  # the jobs' scratch files
+    assert "Sweep summary (3 jobs, 3 not ok)" in output

@@ -2,8 +2,9 @@
 
 
 def register() -> None:
-    """Make our launchers known to Hydra, and `hydra/launcher=joblib`, `submitit_local`,
-    `submitit_slurm` (so `slurm`) and `ray` pick ours: each lets a job that dies fail alone.
+    """Make our launchers known to Hydra, and `hydra/launcher=basic` (the default), `joblib`,
+    `submitit_local`, `submitit_slurm` (so `slurm`) and `ray` pick ours: in each a job that dies
+    fails alone, and basic and joblib stop whole on SIGTERM.
 
     Hydra's plugin scan walks the `hydra_plugins` folders on sys.path, which an editable
     install does not put this package in. The scan (Plugins.instance()) also stores the
@@ -12,6 +13,10 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
 
+    from hydra_plugins.mnist_hydra_launchers.basic_stoppable import (
+        StoppableBasicLauncher,
+        StoppableBasicLauncherConf,
+    )
     from hydra_plugins.mnist_hydra_launchers.joblib_processes import (
         ProcessPerJobJoblibConf,
         ProcessPerJobJoblibLauncher,
@@ -25,6 +30,7 @@ def register() -> None:
 
     plugins, store = Plugins.instance(), ConfigStore.instance()
     for launcher, name, node in (
+        (StoppableBasicLauncher, "basic", StoppableBasicLauncherConf),
         (ProcessPerJobJoblibLauncher, "joblib", ProcessPerJobJoblibConf),
         (TolerantLocalLauncher, "submitit_local", TolerantLocalQueueConf),
         (TolerantSlurmLauncher, "submitit_slurm", TolerantSlurmQueueConf),

@@ -8,19 +8,29 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
-from mnist_hydra.errors import JobCrashed
+from mnist_hydra.errors import JobCrashed, JobInterrupted
 
 log = logging.getLogger(__name__)
 _composing = threading.Lock()  # Hydra's config loader is not made for threads
 
 
 def crashed_job(
-    hydra_context: HydraContext, config: DictConfig, idx: int, overrides: list, how: str
+    hydra_context: HydraContext,
+    config: DictConfig,
+    idx: int,
+    overrides: list,
+    how: str,
+    interrupted: bool = False,
 ) -> JobReturn:
     """The JobReturn of job `idx`, which died (`how`: what is known of its end) before it
     could report. Its job-end callbacks run here, in the sweep's process, so that the
-    sweep summary lists it as crashed; the sweep goes on and ends with its error."""
-    error = JobCrashed(f"job #{idx} crashed: {how}")
+    sweep summary lists it as crashed (or `interrupted`, when the sweep was told to stop);
+    the sweep goes on and ends with its error."""
+    error = (
+        JobInterrupted(f"job #{idx} interrupted: {how}")
+        if interrupted
+        else JobCrashed(f"job #{idx} crashed: {how}")
+    )
     log.error("%s", error)
     with _composing:
         job_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))

@@ -7,6 +7,9 @@ process); each job runs in a fresh Python process of its own, given the job exac
 the plugin's workers get it. A process that dies leaves no result: its job is returned
 as failed (`JobCrashed`, with the signal or exit code), Hydra's job-end callbacks are
 told (so the sweep summary lists it as `crashed`), and the other jobs run on.
+
+SIGTERM to the sweep is passed on to the jobs' processes (each records itself `interrupted`);
+the queued jobs do not start, and the sweep ends once its jobs have (_stopping.py).
 """
 
 import logging
@@ -14,15 +17,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
+from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS, stop_on_sigterm
+from mnist_hydra.errors import JobInterrupted
+from mnist_hydra.run_folders import write_plan
 
 log = logging.getLogger(__name__)
 JOB, RESULT = "job.pickle", "result.pickle"
@@ -54,11 +61,33 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
         )
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        write_plan(sweep_dir, initial_job_idx, job_overrides)
         singleton_state = Singleton.get_state()
-        return Parallel(n_jobs=n_jobs, backend="threading", verbose=self.joblib.get("verbose", 0))(
-            delayed(self._run_in_own_process)(idx, list(overrides), singleton_state)
-            for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
-        )
+        self._running: dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        with stop_on_sigterm(self._pass_sigterm_on) as self._stopping:
+            returns = Parallel(n_jobs=n_jobs, backend="threading", verbose=self.joblib.get("verbose", 0))(
+                delayed(self._run_in_own_process)(idx, list(overrides), singleton_state)
+                for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
+            )
+        if self._stopping.is_set():
+            stopped = [
+                r
+                for r in returns
+                if r.status is JobStatus.FAILED and isinstance(r._return_value, JobInterrupted)
+            ]
+            log.error(
+                "Stopped by SIGTERM: %d job(s) interrupted, %d not run",
+                len(stopped),
+                len(returns) - len(stopped),
+            )
+            raise SystemExit(STOPPED_STATUS)  # the summary is written as the sweep exits
+        return returns
+
+    def _pass_sigterm_on(self) -> None:
+        with self._lock:
+            for process in self._running.values():
+                process.send_signal(signal.SIGTERM)
 
     def _run_in_own_process(self, idx: int, overrides: list, singleton_state: dict) -> JobReturn:
         from joblib.externals import cloudpickle
@@ -66,14 +95,23 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
         job = (idx, overrides, self.hydra_context, self.config, self.task_function, singleton_state)
         with tempfile.TemporaryDirectory(prefix="mnist-hydra-job-") as scratch:
             (Path(scratch) / JOB).write_bytes(cloudpickle.dumps(job))
-            child = subprocess.run([sys.executable, "-m", f"{__package__}.job_process", scratch])
+            with self._lock:  # a job not started when the sweep was told to stop never starts
+                if self._stopping.is_set():
+                    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=None)
+                child = subprocess.Popen([sys.executable, "-m", f"{__package__}.job_process", scratch])
+                self._running[idx] = child
+            code = child.wait()
+            with self._lock:
+                del self._running[idx]
             try:
                 return cloudpickle.loads((Path(scratch) / RESULT).read_bytes())
             except (OSError, EOFError):  # no result: the process died before it could write one
-                code = child.returncode
-                how = (
-                    f"its process was killed by {signal.Signals(-code).name} (signal {-code})"
-                    if code < 0
-                    else f"its process exited with code {code} without a result"
-                )
-                return crashed_job(self.hydra_context, self.config, idx, overrides, how)
+                how, interrupted = self._how_it_ended(code), self._stopping.is_set()
+                return crashed_job(self.hydra_context, self.config, idx, overrides, how, interrupted)
+
+    def _how_it_ended(self, code: int) -> str:
+        if self._stopping.is_set():
+            return "stopped with the sweep (SIGTERM)"
+        if code < 0:
+            return f"its process was killed by {signal.Signals(-code).name} (signal {-code})"
+        return f"its process exited with code {code} without a result"

@@ -21,13 +21,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.config.schema import METRICS, lower_is_better
-from mnist_hydra.errors import JobCrashed, first_line
+from mnist_hydra.errors import JobCrashed, JobInterrupted, first_line
 from mnist_hydra.files import file_lock, write_csv, write_json, write_text
-from mnist_hydra.run_folders import crashed, job_folders, job_order
+from mnist_hydra.run_folders import crashed, job_folders, job_order, read_plan
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "status", *METRICS, "params", "seconds", "overrides", "error"]
+STATUS_OF = {JobCrashed: "crashed", JobInterrupted: "interrupted"}  # a job that ended without reporting
 
 
 class SweepSummary(Callback):
@@ -42,6 +43,8 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         job_dir = Path(config.hydra.runtime.output_dir)
+        if not job_dir.is_dir():  # stopped before it made its folder: the plan lists it (not run)
+            return
         # A job that crashed is reported by the launcher of the sweep process, where it never started.
         started = getattr(self, "job_started", None)
         seconds = time.perf_counter() - started if started is not None else None
@@ -57,7 +60,7 @@ def job_record(job_dir: Path, job_return: JobReturn, seconds: Optional[float]) -
     if job_return.status != JobStatus.COMPLETED:
         error = job_return._return_value  # the exception; `return_value` would raise it
         record.update(
-            status="crashed" if isinstance(error, JobCrashed) else "failed",
+            status=STATUS_OF.get(type(error), "failed"),
             error=f"{type(error).__name__}: {first_line(error)}",
         )
     return {**record, **_run_metrics(job_dir)}
@@ -87,6 +90,10 @@ def collect_rows(sweep_dir: Path) -> list[dict]:
         rows.append(
             {"job": job, "overrides": list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")), **record}
         )
+    started = [row["overrides"] for row in rows]
+    for planned in read_plan(sweep_dir):  # jobs the launcher was given that never started
+        if planned["overrides"] not in started:
+            rows.append({"job": str(planned["job"]), "overrides": planned["overrides"], "status": "not run"})
     return rows
 
 
