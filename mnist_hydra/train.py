@@ -17,11 +17,13 @@ from hydra_plugins.mnist_hydra_launchers import register as register_launchers
 from mnist_hydra.config.schema import register_schemas, search_direction
 from mnist_hydra.config.validate import validate
 from mnist_hydra.machine import use_onednn
-from mnist_hydra.training.guard import run_folder
+from mnist_hydra.run_folders import release
+from mnist_hydra.training.guard import job_folder, run_folder
 
 register_schemas()
 register_launchers()
 OmegaConf.register_new_resolver("mnist_hydra.run_folder", run_folder, replace=True)
+OmegaConf.register_new_resolver("mnist_hydra.job_folder", job_folder, replace=True)
 OmegaConf.register_new_resolver("mnist_hydra.direction", search_direction, replace=True)
 log = logging.getLogger(__name__)
 
@@ -29,15 +31,18 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns `objective` (test accuracy by default) for sweepers to optimize."""
-    validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
-    log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
-    from mnist_hydra.training.task import train  # TensorFlow loads here
-
     hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)  # claimed before Hydra wrote into it (training/guard.py)
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), hydra_cfg.launcher)[cfg.objective]
+        validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
+        log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
+        from mnist_hydra.training.task import train  # TensorFlow loads here
+
+        return train(cfg, output_dir, hydra_cfg.launcher)[cfg.objective]
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # already logged and recorded; no traceback for a Ctrl-C
+    finally:
+        release(output_dir)  # for the next job of a sweep run in this process
 
 
 if __name__ == "__main__":

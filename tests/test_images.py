@@ -107,7 +107,7 @@ def test_a_test_set_changed_since_training_is_told_not_scored(tmp_path):
     cfg.dataset = folder_dataset(tmp_path / "digits")
     run = tmp_path / "run"
     train(cfg, run, OmegaConf.create({}))
-    (run / ".hydra").mkdir()
+    (run / ".hydra").mkdir(exist_ok=True)
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra saves beside a run
     recorded = metrics_of(run)["test_set_sha256"]
     assert recorded == load_dataset(cfg.dataset)[1].sha256()

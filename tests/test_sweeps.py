@@ -486,3 +486,33 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
     assert not (tmp_path / "sweep" / "1").exists()
     assert not list((tmp_path / "tmp").glob("mnist-hydra-job-*"))  # the jobs' scratch files
     assert "Sweep summary (3 jobs, 3 not ok)" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_job_sent_into_a_finished_runs_folder_is_refused_before_anything_is_written(
+    cli, tmp_path, launcher
+):
+    """A fixed hydra.sweep.subdir: both jobs would share one folder. The first finishes there;
+    the second is refused before Hydra writes its config, and the finished run stays whole."""
+    swept = [
+        "-m",
+        f"hydra/launcher={launcher}",
+        *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []),
+        *TINY,
+        "model.dropout=0.3,0.4",
+        "hydra.sweep.subdir=shared",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    result = cli("mnist_hydra.train", *swept, cwd=tmp_path)
+    assert result.returncode != 0
+    assert (
+        "Refused: " in result.stdout + result.stderr
+        and "holds a completed run" in result.stdout + result.stderr
+    )
+    shared = tmp_path / "sweep" / "shared"
+    assert "model.dropout=0.3" in (shared / ".hydra" / "overrides.yaml").read_text()  # the first job's, still
+    assert run_record(shared)["status"] == "completed"
+    assert json.loads((shared / "job.json").read_text())["status"] == "ok"
+    rows = {row["overrides"].split()[-1]: row["status"] for row in read_summary(tmp_path / "sweep")}
+    assert rows == {"model.dropout=0.3": "ok", "model.dropout=0.4": "not run"}

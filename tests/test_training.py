@@ -40,12 +40,15 @@ def test_a_run_writes_its_model_record_and_plots_and_removes_its_backup(tmp_path
 
 class InterruptingTracker(Tracker):
     """A user's own tracker (a plain YAML file names it) that stops the run as epoch 2 begins,
-    as a Ctrl-C would: epoch 1 is trained and backed up."""
+    once, as a Ctrl-C would: epoch 1 is trained and backed up."""
+
+    interrupted = False
 
     def callbacks(self) -> list:
         class Interrupt(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 1:
+                if epoch == 1 and not InterruptingTracker.interrupted:
+                    InterruptingTracker.interrupted = True
                     raise KeyboardInterrupt
 
         return [Interrupt()]
@@ -53,20 +56,33 @@ class InterruptingTracker(Tracker):
 
 def test_an_interrupted_run_is_recorded_and_resumes_from_its_backup(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(InterruptingTracker, "interrupted", False)
     run = tmp_path / "run"
-    interrupting = compose_train(["debug=smoke", "trainer.epochs=2"])
-    interrupting.tracker = {"_target_": "test_training.InterruptingTracker"}
+    cfg = compose_train(["debug=smoke", "trainer.epochs=2"])
+    cfg.tracker = {"_target_": "test_training.InterruptingTracker"}
     with pytest.raises(KeyboardInterrupt):
-        train(interrupting, run, LAUNCHER)
+        train(cfg, run, LAUNCHER)
     assert metrics_of(run)["status"] == "interrupted"
     assert json.loads((run / "backup" / "state.json").read_text())["epoch"] == 1
     first_epoch = json.loads((run / "epochs.json").read_text())
     assert len(first_epoch) == 1
 
-    metrics = train(compose_train(["debug=smoke", "trainer.epochs=2"]), run, LAUNCHER)
+    metrics = train(cfg, run, LAUNCHER)  # the same run again: it continues from its backup
     assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 2
     assert metrics["epoch_seconds"][0] == first_epoch[0]["seconds"]  # epoch 1 was not trained again
     assert not (run / "backup").exists()
+
+
+def test_a_run_is_continued_only_with_the_config_it_started_with(tmp_path):
+    from mnist_hydra.errors import RunFolderError
+
+    run = tmp_path / "run"
+    train(compose_train(["debug=smoke"]), run, LAUNCHER)
+    (run / "metrics.json").write_text(json.dumps({"status": "interrupted"}))  # as if it had stopped
+    with pytest.raises(
+        RunFolderError, match=r"holds a run with another config, .*\(model.dropout: 0.5 -> 0.3\)"
+    ):
+        train(compose_train(["debug=smoke", "model.dropout=0.3"]), run, LAUNCHER)
 
 
 def tiny_net(input_shape, num_classes, width):

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnist_hydra.config.schema import METRICS, lower_is_better
 from mnist_hydra.errors import JobCrashed, JobInterrupted, first_line
 from mnist_hydra.files import file_lock, write_csv, write_json, write_text
-from mnist_hydra.run_folders import crashed, job_folders, job_order, read_plan
+from mnist_hydra.run_folders import crashed, job_folders, job_order, read_plan, run_status
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class SweepSummary(Callback):
         job_dir = Path(config.hydra.runtime.output_dir)
         if not job_dir.is_dir():  # stopped before it made its folder: the plan lists it (not run)
             return
+        if job_return.status != JobStatus.COMPLETED and run_status(job_dir) == "completed":
+            return  # a job refused from another job's finished run: that folder is never written
+
         # A job that crashed is reported by the launcher of the sweep process, where it never started.
         started = getattr(self, "job_started", None)
         seconds = time.perf_counter() - started if started is not None else None

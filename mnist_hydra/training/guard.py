@@ -4,17 +4,34 @@
 folder before Hydra writes into it (mnist_hydra/run_folders.py says what that guarantees) and
 refuses what a sweep cannot do. `resume=true` finds the folder of the run to continue through
 the `mnist_hydra.run_folder` resolver on `hydra.run.dir`.
+
+A sweep's job is claimed where Hydra asks, for each job, where to save its config: the
+`mnist_hydra.job_folder` resolver on `hydra.output_subdir` runs in the job's process before
+anything is written into its folder, whatever `hydra.sweep.subdir` says. So two jobs that would
+share a folder (a fixed subdir), or a job sent into a finished run's folder, are refused there.
 """
 
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from mnist_hydra.errors import RunFolderError, underlying
 from mnist_hydra.run_folders import claim, live_holder, run_status
+
+
+def job_folder(subdir: str, *, _root_: DictConfig) -> str:
+    """`subdir` (.hydra), once a sweep's job has claimed its folder; refused in one line if not."""
+    if _root_.hydra.mode == RunMode.MULTIRUN:
+        task = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
+        try:
+            claim(Path(_root_.hydra.runtime.output_dir), task)
+        except RunFolderError as error:
+            raise SystemExit(f"Refused: {error}") from None  # not wrapped by OmegaConf: one line
+    return subdir
 
 
 def _without_resume(overrides) -> list[str]:

@@ -113,7 +113,9 @@ class MLflowTracker(Tracker):
         return [EpochMetrics()]
 
     def finish(self, metrics: dict, model_path: Path) -> None:
-        self.log_metrics({k: v for k, v in metrics.items() if k.startswith("test_")})
+        self.log_metrics(
+            {k: v for k, v in metrics.items() if k.startswith("test_") and isinstance(v, (int, float))}
+        )
         with self.locked():
             self.mlflow.log_artifact(str(model_path))
             self.mlflow.log_artifact(str(self.output_dir / "metrics.json"))
