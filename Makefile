@@ -19,14 +19,14 @@ train: $(READY)
 	$(BIN)/python -m mnist_hydra.train $(ARGS)
 
 # Tests run on every core (pytest-xdist): most of their time is TensorFlow starting up in
-# subprocesses, one core each.
+# subprocesses, one core each. loadgroup: the tests of one xdist_group (Ray's) share a worker.
 test: $(READY)
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 # The edit-test loop: every test that runs in this process (no command line started, no
 # model trained by a fixture), in well under a minute. CI runs the whole suite (make test).
 test-fast: $(READY)
-	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 # ruff, and the import contracts of pyproject.toml (the layers, no circles, no TensorFlow
 # before the checks).

@@ -8,6 +8,7 @@
 - The Ray plugin collects the jobs' results in one pass that raises at the first job whose
   worker died, ending the sweep. Here each job's result is taken on its own: a job whose
   worker died is returned as crashed, and the others run on.
+- SIGTERM to the sweep cancels its tasks and ends the sweep (_stopping.py).
 """
 
 import logging
@@ -23,6 +24,8 @@ from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import open_dict
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
+from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS, stop_on_sigterm
+from mnist_hydra.run_folders import write_plan
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -61,6 +64,7 @@ class LoopbackRayLauncher(RayLauncher):
             sweep_dir,
         )
 
+        write_plan(sweep_dir, initial_job_idx, job_overrides)
         launched = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
@@ -82,18 +86,26 @@ class LoopbackRayLauncher(RayLauncher):
                 )
             )
 
+        return self._collect(launched)
+
+    def _collect(self, launched: list) -> list[JobReturn]:
+        """Each job's result on its own; SIGTERM cancels them all (a running task gets a
+        KeyboardInterrupt: it records itself `interrupted`), then ends the sweep (_stopping.py)."""
+        import ray
+
         returns = []
-        for idx, overrides, result in launched:
-            try:
-                returns.append(ray.get(result))
-            except ray.exceptions.RayError as error:  # the worker died (or Ray lost the task)
-                returns.append(
-                    crashed_job(
-                        self.hydra_context,
-                        self.config,
-                        idx,
-                        overrides,
-                        f"its Ray worker failed: {type(error).__name__}",
+        with stop_on_sigterm(lambda: [ray.cancel(result) for *_, result in launched]) as stopping:
+            for idx, overrides, result in launched:
+                try:
+                    returns.append(ray.get(result))
+                except (
+                    ray.exceptions.RayError
+                ) as error:  # the worker died, Ray lost the task, or it was cancelled
+                    how = f"its Ray worker failed: {type(error).__name__}"
+                    returns.append(
+                        crashed_job(self.hydra_context, self.config, idx, overrides, how, stopping.is_set())
                     )
-                )
+        if stopping.is_set():
+            log.error("Stopped by SIGTERM: the sweep's %d Ray tasks were cancelled", len(launched))
+            raise SystemExit(STOPPED_STATUS)  # the summary is written as the sweep exits
         return returns

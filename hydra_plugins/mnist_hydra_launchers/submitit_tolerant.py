@@ -8,6 +8,9 @@ plugin's, with the collection made job by job: a job without a result is returne
 with its own index, and the others are still collected. It builds the executor as the
 plugin's `launch()` does, from the plugin's settings, so pyproject.toml pins the plugin's
 minor version (1.2.x), whose settings and job call (`BaseSubmititLauncher.__call__`) it uses.
+
+SIGTERM to the sweep cancels its jobs (submitit sends a local job SIGINT: it records itself
+`interrupted`; SLURM's are `scancel`ed), collects what they left, and ends the sweep (_stopping.py).
 """
 
 import logging
@@ -23,6 +26,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLaunche
 from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
+from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS, stop_on_sigterm
+from mnist_hydra.run_folders import write_plan
 
 log = logging.getLogger(__name__)
 EXECUTOR_KEYS = {"max_num_timeout"}  # the settings that go to the executor, not to each job
@@ -42,6 +47,7 @@ class _CrashTolerant:
         for idx, overrides in zip(indices, job_overrides):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
         state = Singleton.get_state()
+        write_plan(sweep_dir, initial_job_idx, job_overrides)
         jobs = executor.map_array(
             self,  # BaseSubmititLauncher.__call__ runs one job
             [list(overrides) for overrides in job_overrides],
@@ -51,12 +57,22 @@ class _CrashTolerant:
             [state] * len(job_overrides),
         )
         returns = []
-        for idx, overrides, job in zip(indices, job_overrides, jobs):
-            try:
-                returns.append(job.results()[0])
-            except UncompletedJobError:
-                how = f"its process ended without a result (submitit job {job.job_id}, state {job.state})"
-                returns.append(crashed_job(self.hydra_context, self.config, idx, list(overrides), how))
+        with stop_on_sigterm(lambda: [job.cancel(check=False) for job in jobs]) as stopping:
+            for idx, overrides, job in zip(indices, job_overrides, jobs):
+                try:
+                    returns.append(job.results()[0])
+                except Exception as error:  # no result (UncompletedJobError), or cancelled with the sweep
+                    if not (stopping.is_set() or isinstance(error, UncompletedJobError)):
+                        raise
+                    how = f"its process ended without a result (submitit job {job.job_id}, state {job.state})"
+                    returns.append(
+                        crashed_job(
+                            self.hydra_context, self.config, idx, list(overrides), how, stopping.is_set()
+                        )
+                    )
+        if stopping.is_set():
+            log.error("Stopped by SIGTERM: the sweep's %d submitit jobs were cancelled", len(jobs))
+            raise SystemExit(STOPPED_STATUS)  # the summary is written as the sweep exits
         return returns
 
     def _executor(self):
