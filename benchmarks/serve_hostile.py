@@ -18,7 +18,6 @@ import argparse
 import io
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serve_load import percentile, test_images  # noqa: E402  (benchmarks/ is on the path)
+from serve_load import nodelay_transport, percentile, start_server, test_images  # noqa: E402
 
 from mnist_hydra.machine import reported_flags  # noqa: E402
 
@@ -124,37 +123,11 @@ def main() -> None:
     import httpx
 
     bodies, _ = test_images(args.requests)
-    log = open("/tmp/serve-hostile.log", "w+")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.serve",
-            f"ckpt_path={args.ckpt}",
-            "port=0",
-            "timeout=5",
-            f"max_pixels={args.max_pixels}",
-            "hydra.run.dir=/tmp/serve-hostile",
-        ],
-        stdout=log,
-        stderr=subprocess.DEVNULL,
-    )
+    server, address = start_server(args.ckpt, "serve-hostile", "timeout=5", f"max_pixels={args.max_pixels}")
     stop, peaks = threading.Event(), []
     try:
-        address = None
-        while address is None and server.poll() is None:
-            time.sleep(0.5)
-            log.seek(0)
-            address = next(
-                (m.group(1) for m in re.finditer(r"^Serving .* at (http://\S+/)", log.read(), re.M)), None
-            )
-        if address is None:
-            raise SystemExit("the server stopped before printing its address: see /tmp/serve-hostile.log")
         threading.Thread(target=peak_memory, args=(server.pid, stop, peaks), daemon=True).start()
-        transport = httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=args.clients),
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
+        transport = nodelay_transport(args.clients)
         with httpx.Client(base_url=address, timeout=120, transport=transport) as http:
             alone = [http.post("predict", content=body).json() for body in bodies]
             phases = {}

@@ -43,6 +43,47 @@ def test_images(count: int) -> tuple[list[bytes], np.ndarray]:
     return bodies, test.labels[:count]
 
 
+def start_server(ckpt: str, name: str, *overrides: str) -> tuple[subprocess.Popen, str]:
+    """`python -m mnist_hydra.serve` on a free port of 127.0.0.1, and the address it prints
+    (its stdout, then its access log, goes to /tmp/<name>.log)."""
+    log = open(f"/tmp/{name}.log", "w+")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.serve",
+            f"ckpt_path={ckpt}",
+            "port=0",
+            *overrides,
+            f"hydra.run.dir=/tmp/{name}",
+        ],
+        stdout=log,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    address = None
+    while address is None and server.poll() is None:
+        time.sleep(0.5)
+        log.seek(0)
+        address = next(
+            (m.group(1) for m in re.finditer(r"^Serving .* at (http://\S+/)", log.read(), re.M)), None
+        )
+    if address is None:
+        raise SystemExit(f"the server stopped before printing its address: see /tmp/{name}.log")
+    return server, address
+
+
+def nodelay_transport(clients: int):
+    """TCP_NODELAY, as browsers and curl set it: without it, httpx's request (headers and body
+    written apart) waits out the server's delayed ACK, about 40 ms a request here."""
+    import httpx
+
+    return httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=clients),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -59,36 +100,9 @@ def main() -> None:
     import httpx
 
     bodies, labels = test_images(args.requests)
-    log = open("/tmp/serve-load.log", "w+")  # the server's stdout: its address, then the access log
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.serve",
-            f"ckpt_path={args.ckpt}",
-            "port=0",
-            "hydra.run.dir=/tmp/serve-load",
-        ],
-        stdout=log,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server, address = start_server(args.ckpt, "serve-load")
     try:
-        address = None
-        while address is None and server.poll() is None:
-            time.sleep(0.5)
-            log.seek(0)
-            address = next(
-                (m.group(1) for m in re.finditer(r"^Serving .* at (http://\S+/)", log.read(), re.M)), None
-            )
-        if address is None:
-            raise SystemExit("the server stopped before printing its address: see /tmp/serve-load.log")
-        # TCP_NODELAY, as browsers and curl set it: without it, httpx's request (headers and
-        # body written apart) waits out the server's delayed ACK, about 40 ms a request here.
-        transport = httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=args.clients),
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
+        transport = nodelay_transport(args.clients)
         with httpx.Client(base_url=address, timeout=120, transport=transport) as http:
             alone, alone_seconds = [], []
             for body in bodies:

@@ -310,6 +310,35 @@ def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(cli, t
     assert "Sweep summary (3 jobs, 2 not ok)" in result.stdout  # printed though Hydra stopped early
 
 
+def sweep_started(folder: Path, *overrides: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m mnist_hydra.train -m` on 2,000 images, started and not waited for."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.train",
+            "-m",
+            "dataset.train_limit=2000",
+            "dataset.test_limit=100",
+            "trainer.batch_size=100",
+            "tracker=none",
+            *overrides,
+        ],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for_a_backup(job: Path, sweep: subprocess.Popen) -> None:
+    """Until the job has backed up its first epoch (it is part-way), or the sweep has ended."""
+    deadline = time.monotonic() + 300
+    while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def backed_up_epochs(job: Path) -> int:
     try:
         return json.loads((job / "backup" / "state.json").read_text())["epoch"]
@@ -320,28 +349,10 @@ def backed_up_epochs(job: Path) -> int:
 @pytest.mark.slow
 def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_path):
     job = tmp_path / "0"
-    sweep = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.train",
-            "-m",
-            "hydra/launcher=submitit_local",
-            "dataset.train_limit=2000",
-            "dataset.test_limit=100",
-            "trainer.epochs=3",
-            "trainer.batch_size=100",
-            "tracker=none",
-            f"hydra.sweep.dir={tmp_path}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    sweep = sweep_started(
+        tmp_path, "hydra/launcher=submitit_local", "trainer.epochs=3", f"hydra.sweep.dir={tmp_path}"
     )
-    deadline = time.monotonic() + 300
-    while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_a_backup(job, sweep)
     first_pid = run_record(job)["pid"]
     before = json.loads((job / "epochs.json").read_text())
     os.kill(first_pid, signal.SIGUSR2)  # what SLURM sends before preempting (submitit's signal)
@@ -450,36 +461,17 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
     from mnist_hydra.run_folders import live_holder
 
     (tmp_path / "tmp").mkdir()
-    sweep = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.train",
-            "-m",
-            f"hydra/launcher={launcher}",
-            *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []),
-            "dataset.train_limit=2000",
-            "dataset.test_limit=100",
-            "trainer.epochs=6",
-            "trainer.batch_size=100",
-            "tracker=none",
-            "model.dropout=0.1,0.2,0.3",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    sweep = sweep_started(
+        tmp_path,
+        f"hydra/launcher={launcher}",
+        *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []),
+        "trainer.epochs=6",
+        "model.dropout=0.1,0.2,0.3",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
         # joblib's scratch files go to TMPDIR (Ray's sockets would not fit a path this long)
-        env={**os.environ, **({"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {})},
+        env={"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {},
     )
-    deadline = time.monotonic() + 300
-    while (
-        backed_up_epochs(tmp_path / "sweep" / "0") < 1
-        and sweep.poll() is None
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
+    wait_for_a_backup(tmp_path / "sweep" / "0", sweep)
     sweep.send_signal(signal.SIGTERM)
     output, _ = sweep.communicate(timeout=120)
     assert sweep.returncode == 128 + signal.SIGTERM, output
