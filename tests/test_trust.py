@@ -81,3 +81,13 @@ def test_the_command_line_refuses_in_one_line_and_trust_run_code_lets_it_run(cli
     assert not (tmp_path / "made-by-the-run").exists()
     trusted = cli("mnist_hydra.evaluate", f"ckpt_path={folder}", "trust_run_code=true", cwd=tmp_path)
     assert (tmp_path / "made-by-the-run").is_dir(), trusted.stderr  # the user said so: it ran
+
+
+def test_a_received_image_folder_run_writes_its_cache_where_this_machine_keeps_it(tmp_path):
+    dataset = OmegaConf.to_container(
+        compose_train(["dataset=image_folder", f"dataset.path={tmp_path / 'images'}"]).dataset
+    )
+    dataset["cache_dir"] = str(tmp_path / "chosen-by-the-run")
+    folder = received_run(tmp_path / "run", dataset=dataset)
+    assert open_run(folder).dataset.cache_dir != tmp_path / "chosen-by-the-run"
+    assert open_run(folder, trust_run_code=True).dataset.cache_dir == tmp_path / "chosen-by-the-run"

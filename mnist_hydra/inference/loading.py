@@ -6,8 +6,10 @@ the same way, one by one (mnist_hydra/trained_runs.py finds them).
 
 A run folder may have come from anyone, so nothing it says chooses code to run: the model
 loads with Keras' safe_mode, its dataset is built only if it is one of ours, and its model's
-module is not imported. `trust_run_code=true` (the user's word, for one command) lifts the
-last two, for a run of one's own model or dataset (docs/guarantees.md: Reading a run).
+module is not imported. Nor where to write: an image folder's cache goes to this machine's
+default cache folder, not to the run's `cache_dir`. `trust_run_code=true` (the user's word,
+for one command) lifts these, for a run of one's own model or dataset (docs/guarantees.md:
+Reading a run).
 """
 
 import importlib
@@ -53,9 +55,12 @@ def open_run(ckpt_path, trust_run_code: bool = False) -> TrainedRun:
 
 
 def open_located(files: RunFiles, trust_run_code: bool = False) -> TrainedRun:
+    dataset = files.config.dataset
     if not trust_run_code:
         _refuse_foreign_targets(files)
-    return TrainedRun(*files, load_model(files, trust_run_code), build("dataset", files.config.dataset))
+        if dataset.get("cache_dir") is not None:  # where to write is this machine's choice, not the run's
+            dataset = OmegaConf.merge(dataset, {"cache_dir": None})
+    return TrainedRun(*files, load_model(files, trust_run_code), build("dataset", dataset))
 
 
 def _refuse_foreign_targets(files: RunFiles) -> None:
