@@ -5,11 +5,11 @@ writes or reads a run keeps (no TensorFlow here).
   (the kernel drops it when the process dies, however it dies).
 - A completed run is never written again.
 - A run is continued only by the same run: the config composed now must equal the one
-  the run saved (`resume` aside), not just the command line.
-- A sweep's job folders come in one order: by job number.
+  the run started with (`resume` aside), value by value as resolved, not just the command line.
+- A sweep's job folders come in one order: by job number; its plan lists every job it was given.
 
-The training command claims its folder before Hydra writes into it
-(mnist_hydra/training/guard.py), so a refused run leaves the folder as it was.
+The training command claims its folder, a single run's or a sweep job's, before Hydra writes
+into it (mnist_hydra/training/guard.py), so a refused run leaves the folder as it was.
 """
 
 import fcntl
