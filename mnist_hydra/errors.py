@@ -56,6 +56,17 @@ class JobInterrupted(MnistHydraError):
     """A sweep's job stopped with its sweep (SIGTERM to the sweep, passed on to the job)."""
 
 
+class JobPruned(MnistHydraError):
+    """A search's trial that its pruner stopped early: not a failure (README: Search)."""
+
+    def __init__(self, epoch: int, objective: str, value: float):
+        super().__init__(f"pruned after epoch {epoch}: {objective} {value:.4f}")
+        self.epoch, self.objective, self.value = epoch, objective, value
+
+    def __reduce__(self):  # a job in another process sends it back pickled
+        return (JobPruned, (self.epoch, self.objective, self.value))
+
+
 def underlying(error: BaseException) -> BaseException:
     """The error at the bottom of a chain (Hydra and OmegaConf wrap what really went wrong)."""
     while error.__cause__ or error.__context__:

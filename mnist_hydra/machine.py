@@ -7,6 +7,7 @@ import os
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -67,9 +68,10 @@ def use_onednn(setting: str) -> str:
     return f"trainer.onednn={setting}"
 
 
-def cpu_share(launcher: DictConfig) -> int:
+def cpu_share(launcher: DictConfig, searching: Optional[int] = None) -> int:
     """The cores one job may use: those this process may run on (a scheduler's allotment),
-    divided among the jobs the launcher runs at once."""
+    divided among the jobs the launcher runs at once (for a search, at most its `searching`
+    trials at once)."""
     cores = len(os.sched_getaffinity(0))
     if "ray" in str(launcher.get("_target_", "")).lower():
         # Ray reserves one core per task unless the launcher asks for more.
@@ -79,5 +81,5 @@ def cpu_share(launcher: DictConfig) -> int:
     n_jobs = launcher.get("n_jobs")  # joblib: -1 is every core, -2 all but one, ...
     if isinstance(n_jobs, int) and n_jobs != 0:
         at_once = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-        return max(1, cores // at_once)
+        return max(1, cores // min(at_once, searching or at_once))
     return cores

@@ -40,7 +40,7 @@ def record_status(path: Path) -> Optional[str]:
 
 
 def run_status(run: Path) -> Optional[str]:
-    """The status in a run's metrics.json (running, completed, failed, interrupted), if any."""
+    """The status in a run's metrics.json (running, completed, pruned, failed, interrupted), if any."""
     return record_status(run / "metrics.json")
 
 
@@ -109,10 +109,13 @@ def claim(run: Path, task_config: DictConfig) -> None:
         write_text(run / RESOLVED, OmegaConf.to_yaml(_resolved(task_config)))
 
 
+FINISHED = ("completed", "pruned")  # a pruned trial ended as its search wanted: never run again
+
+
 def _refuse_completed(run: Path) -> None:
-    if run_status(run) == "completed":
+    if run_status(run) in FINISHED:
         raise RunFolderError(
-            f"{run} holds a completed run, which is never overwritten: "
+            f"{run} holds a {run_status(run)} run, which is never overwritten: "
             f"leave hydra.run.dir unset (or point it at a new folder) to start a new run"
         )
 
@@ -163,7 +166,11 @@ def write_plan(sweep_dir: Path, initial_job_idx: int, job_overrides) -> None:
     any of them starts: the summary lists a planned job that never started as `not run`. (A
     search launches its trials in several batches: each is added.)"""
     plan = read_plan(sweep_dir)
-    plan += [{"job": initial_job_idx + i, "overrides": list(o)} for i, o in enumerate(job_overrides)]
+    # As a job's .hydra/overrides.yaml has them: its own, not Hydra's (a search's `hydra.sweeper.trial`).
+    plan += [
+        {"job": initial_job_idx + i, "overrides": [x for x in o if not x.startswith("hydra.")]}
+        for i, o in enumerate(job_overrides)
+    ]
     write_json(Path(sweep_dir) / PLAN, plan)
 
 

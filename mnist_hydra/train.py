@@ -14,10 +14,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
-from mnist_hydra.config.schema import register_schemas, search_direction
+from mnist_hydra.config.schema import objectives, register_schemas, search_direction
 from mnist_hydra.config.validate import validate
 from mnist_hydra.machine import use_onednn
 from mnist_hydra.run_folders import release
+from mnist_hydra.search.job import trial_of
 from mnist_hydra.training.guard import job_folder, run_folder
 
 register_schemas()
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Returns `objective` (test accuracy by default) for sweepers to optimize."""
+def main(cfg: DictConfig) -> float | list[float]:
+    """Returns `objective` (test accuracy by default) for sweepers to optimize: its value, or
+    a list of values for a list of objectives."""
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)  # claimed before Hydra wrote into it (training/guard.py)
     try:
@@ -38,7 +40,9 @@ def main(cfg: DictConfig) -> float:
         log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
         from mnist_hydra.training.task import train  # TensorFlow loads here
 
-        return train(cfg, output_dir, hydra_cfg.launcher)[cfg.objective]
+        metrics = train(cfg, output_dir, hydra_cfg.launcher, trial_of(hydra_cfg))
+        values = [metrics[name] for name in objectives(cfg.objective)]
+        return values[0] if isinstance(cfg.objective, str) else values
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # already logged and recorded; no traceback for a Ctrl-C
     finally:

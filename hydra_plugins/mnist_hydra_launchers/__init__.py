@@ -1,10 +1,12 @@
-"""mnist-hydra's Hydra launchers (Hydra finds plugins only under the `hydra_plugins` package)."""
+"""mnist-hydra's Hydra launchers and its Optuna sweeper (Hydra finds plugins only under the
+`hydra_plugins` package)."""
 
 
 def register() -> None:
-    """Make our launchers known to Hydra, and `hydra/launcher=basic` (the default), `joblib`,
-    `submitit_local`, `submitit_slurm` (so `slurm`) and `ray` pick ours: in each a job that dies
-    fails alone, and basic and joblib stop whole on SIGTERM.
+    """Make our launchers and sweeper known to Hydra. `hydra/launcher=basic` (the default),
+    `joblib`, `submitit_local`, `submitit_slurm` (so `slurm`) and `ray` pick ours: in each a job
+    that dies fails alone, and basic and joblib stop whole on SIGTERM. `hydra/sweeper=optuna` is
+    ours (hydra-optuna-sweeper is not installed: it holds Optuna at 2.x).
 
     Hydra's plugin scan walks the `hydra_plugins` folders on sys.path, which an editable
     install does not put this package in. The scan (Plugins.instance()) also stores the
@@ -21,6 +23,7 @@ def register() -> None:
         ProcessPerJobJoblibConf,
         ProcessPerJobJoblibLauncher,
     )
+    from hydra_plugins.mnist_hydra_launchers.optuna_sweeper import OptunaSweeper, OptunaSweeperConf
     from hydra_plugins.mnist_hydra_launchers.submitit_tolerant import (
         TolerantLocalLauncher,
         TolerantLocalQueueConf,
@@ -37,6 +40,8 @@ def register() -> None:
     ):
         plugins.register(launcher)
         store.store(group="hydra/launcher", name=name, node=node, provider="mnist_hydra")
+    plugins.register(OptunaSweeper)
+    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="mnist_hydra")
     try:  # Ray is an optional extra
         from hydra_plugins.mnist_hydra_launchers.ray_loopback import (
             LoopbackRayLauncher,

@@ -8,6 +8,9 @@ the plugin's workers get it. A process that dies leaves no result: its job is re
 as failed (`JobCrashed`, with the signal or exit code), Hydra's job-end callbacks are
 told (so the sweep summary lists it as `crashed`), and the other jobs run on.
 
+A search (hydra/sweeper=optuna) may instead start each trial as soon as a running one ends:
+`jobs_one_by_one` and `run_job`, which several of the sweeper's threads call at once.
+
 SIGTERM to the sweep is passed on to the jobs' processes (each records itself `interrupted`);
 the queued jobs do not start, and the sweep ends once its jobs have (_stopping.py).
 """
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,29 +52,17 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed  # here, not at import: Hydra imports every plugin at start
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         n_jobs = self.joblib.get("n_jobs", -1)
-        log.info(
-            "joblib: %d jobs, %s at once, each in a process of its own; sweep output dir: %s",
-            len(job_overrides),
-            n_jobs,
-            sweep_dir,
-        )
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-        write_plan(sweep_dir, initial_job_idx, job_overrides)
-        singleton_state = Singleton.get_state()
-        self._running: dict[int, subprocess.Popen] = {}
-        self._lock = threading.Lock()
-        with stop_on_sigterm(self._pass_sigterm_on) as self._stopping:
+        with self.jobs_one_by_one() as stopping:
+            log.info("joblib: %d jobs, %s at once, each in a process of its own", len(job_overrides), n_jobs)
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+                log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            write_plan(self.sweep_dir, initial_job_idx, job_overrides)
             returns = Parallel(n_jobs=n_jobs, backend="threading", verbose=self.joblib.get("verbose", 0))(
-                delayed(self._run_in_own_process)(idx, list(overrides), singleton_state)
+                delayed(self._run_in_own_process)(idx, list(overrides))
                 for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
             )
-        if self._stopping.is_set():
+        if stopping.is_set():
             stopped = [
                 r
                 for r in returns
@@ -84,15 +76,38 @@ class ProcessPerJobJoblibLauncher(JoblibLauncher):
             raise SystemExit(STOPPED_STATUS)  # the summary is written as the sweep exits
         return returns
 
+    @contextmanager
+    def jobs_one_by_one(self):
+        """For the block, `run_job` may be called from several threads, each starting one job as
+        soon as it is called: a search starts a trial whenever another ends (no batches). Yields
+        the event that SIGTERM sets (then no job starts, and the running ones are told)."""
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info("Sweep output dir: %s", self.sweep_dir)
+        self._singleton_state = Singleton.get_state()
+        self._running: dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        with stop_on_sigterm(self._pass_sigterm_on) as self._stopping:
+            yield self._stopping
+
+    def run_job(self, idx: int, overrides: Sequence[str]) -> JobReturn:
+        """Job `idx`, added to the sweep's plan and run in a process of its own (jobs_one_by_one)."""
+        with self._lock:
+            write_plan(self.sweep_dir, idx, [overrides])
+        log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        return self._run_in_own_process(idx, list(overrides))
+
     def _pass_sigterm_on(self) -> None:
         with self._lock:
             for process in self._running.values():
                 process.send_signal(signal.SIGTERM)
 
-    def _run_in_own_process(self, idx: int, overrides: list, singleton_state: dict) -> JobReturn:
+    def _run_in_own_process(self, idx: int, overrides: list) -> JobReturn:
         from joblib.externals import cloudpickle
 
-        job = (idx, overrides, self.hydra_context, self.config, self.task_function, singleton_state)
+        job = (idx, overrides, self.hydra_context, self.config, self.task_function, self._singleton_state)
         with tempfile.TemporaryDirectory(prefix="mnist-hydra-job-") as scratch:
             (Path(scratch) / JOB).write_bytes(cloudpickle.dumps(job))
             with self._lock:  # a job not started when the sweep was told to stop never starts

@@ -24,9 +24,15 @@ def lower_is_better(metric: str) -> bool:
     return metric.endswith("loss")
 
 
-def search_direction(objective: str) -> str:
-    """The Optuna preset's `direction`, through the `mnist_hydra.direction` resolver."""
-    return "minimize" if lower_is_better(objective) else "maximize"
+def objectives(objective) -> list[str]:
+    """`objective` as a list: one metric's name, or several (a search with several objectives)."""
+    return [objective] if isinstance(objective, str) else [str(name) for name in objective]
+
+
+def search_direction(objective):
+    """The Optuna sweeper's `direction`, through the `mnist_hydra.direction` resolver: one per objective."""
+    directions = ["minimize" if lower_is_better(name) else "maximize" for name in objectives(objective)]
+    return directions[0] if isinstance(objective, str) else directions
 
 
 # --- the bases of the groups that build an object --------------------------------------
@@ -190,7 +196,7 @@ class TrainConfig:
     trainer: TrainerConfig = MISSING
     seed: int = MISSING
     resume: bool = MISSING
-    objective: str = MISSING
+    objective: Any = MISSING  # a metric's name, or a list of them (README: Search)
 
 
 @dataclass

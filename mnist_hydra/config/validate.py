@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_hydra.config.checks import is_number, require
 from mnist_hydra.config.model_checks import check_model
-from mnist_hydra.config.schema import METRICS
+from mnist_hydra.config.schema import METRICS, objectives
 from mnist_hydra.errors import ConfigError
 from mnist_hydra.machine import machine_memory
 
@@ -54,13 +54,16 @@ def validate(cfg: DictConfig) -> None:
     if counts:
         _check_memory(cfg, *counts)
     _check_loss_and_schedule(cfg)
-    require(cfg.objective in METRICS, "objective", cfg.objective, f"one of {', '.join(METRICS)}")
-    require(
-        not cfg.objective.startswith("val_") or cfg.trainer.validation_split > 0,
-        "objective",
-        cfg.objective,
-        "test_accuracy or test_loss unless trainer.validation_split > 0",
-    )
+    names = objectives(cfg.objective)
+    for name in names:
+        require(name in METRICS, "objective", name, f"one of {', '.join(METRICS)}, or a list of them")
+        require(
+            not name.startswith("val_") or cfg.trainer.validation_split > 0,
+            "objective",
+            name,
+            "test_accuracy or test_loss unless trainer.validation_split > 0",
+        )
+    require(bool(names), "objective", "[]", "at least one metric")
     _check_optimizer(cfg.optimizer)
 
 

@@ -20,21 +20,22 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_hydra.config.schema import METRICS, lower_is_better
-from mnist_hydra.errors import JobCrashed, JobInterrupted, first_line
+from mnist_hydra.config.schema import METRICS, lower_is_better, objectives
+from mnist_hydra.errors import JobCrashed, JobInterrupted, JobPruned, first_line
 from mnist_hydra.files import file_lock, write_csv, write_json, write_text
 from mnist_hydra.run_folders import crashed, job_folders, job_order, read_plan, run_status
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "status", *METRICS, "params", "seconds", "overrides", "error"]
-STATUS_OF = {JobCrashed: "crashed", JobInterrupted: "interrupted"}  # a job that ended without reporting
+# A job that ended without its objective: its own status, not `failed`.
+STATUS_OF = {JobCrashed: "crashed", JobInterrupted: "interrupted", JobPruned: "pruned"}
 
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
-        atexit.register(finish_summary, sweep_dir, config.objective)
+        atexit.register(finish_summary, sweep_dir, objectives(config.objective)[0])
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         self.job_started = time.perf_counter()
@@ -54,7 +55,7 @@ class SweepSummary(Callback):
         write_json(job_dir / "job.json", job_record(job_dir, job_return, seconds))
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         with file_lock(sweep_dir / ".summary.lock"):
-            write_summary(sweep_dir, collect_rows(sweep_dir), config.objective)
+            write_summary(sweep_dir, collect_rows(sweep_dir), objectives(config.objective)[0])
 
 
 def job_record(job_dir: Path, job_return: JobReturn, seconds: Optional[float]) -> dict:
@@ -120,13 +121,19 @@ def _split(overrides: list[str]) -> dict:
 
 
 def ranked(rows: list[dict], metric: str) -> list[dict]:
-    """Best first by `metric` (lowest for a loss); jobs without it after, by job number."""
+    """Best first by `metric` (lowest for a loss); then pruned trials (by the value at which they
+    stopped), then jobs without it, by job number."""
     sign = 1 if lower_is_better(metric) else -1
 
     def key(row):
         value = row.get(metric)
         has_value = isinstance(value, (int, float)) and math.isfinite(value)
-        return (not has_value, sign * value if has_value else 0, job_order(row["job"]))
+        return (
+            row.get("status") == "pruned",
+            not has_value,
+            sign * value if has_value else 0,
+            job_order(row["job"]),
+        )
 
     return sorted(rows, key=key)
 
@@ -191,9 +198,11 @@ def finish_summary(sweep_dir: Path, metric: str) -> None:
         if not rows:
             return
         table = write_summary(sweep_dir, rows, metric)
-    failed = sum(row["status"] != "ok" for row in rows)
+    pruned = sum(row["status"] == "pruned" for row in rows)
+    failed = sum(row["status"] not in ("ok", "pruned") for row in rows)
+    counts = f"{len(rows)} jobs, {pruned} pruned, {failed} not ok" if pruned else f"{len(rows)} jobs, {failed} not ok"
     print(
-        f"\nSweep summary ({len(rows)} jobs, {failed} not ok), ranked by {metric}:\n{table}\n"
+        f"\nSweep summary ({counts}), ranked by {metric}:\n{table}\n"
         f"Written to {sweep_dir}/summary.csv, summary.md and summary.png",
         flush=True,
     )

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from mnist_hydra.errors import RunFolderError, underlying
-from mnist_hydra.run_folders import claim, live_holder, run_status
+from mnist_hydra.run_folders import FINISHED, claim, live_holder, run_status
 
 
 def job_folder(subdir: str, *, _root_: DictConfig) -> str:
@@ -49,7 +49,7 @@ def run_folder(resume: bool, new_folder: str, overrides) -> str:
     root = Path(new_folder).parents[1]
     for record in sorted(root.glob("*/*/.hydra/overrides.yaml"), reverse=True):
         run = record.parent.parent
-        if _without_resume(OmegaConf.load(record)) == wanted and run_status(run) != "completed":
+        if _without_resume(OmegaConf.load(record)) == wanted and run_status(run) not in FINISHED:
             holder = live_holder(run)
             if holder:
                 raise RunFolderError(

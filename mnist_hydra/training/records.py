@@ -93,7 +93,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 class RunRecord:
-    """metrics.json through a run's life: `running`, then `completed`, `failed` or `interrupted`.
+    """metrics.json through a run's life: `running`, then `completed`, `pruned` (a search's trial
+    stopped early), `failed` or `interrupted`.
 
     A run killed outright (SIGKILL, power loss) cannot write; it stays `running`.
     """
@@ -117,7 +118,7 @@ class RunRecord:
         try:
             tracker = start_tracker()  # inside: a tracker that cannot start is a failed run too
             yield tracker
-            status = "completed"
+            status = "pruned" if self.fields["status"] == "pruned" else "completed"
         except KeyboardInterrupt:
             status = "interrupted"
             self.update(status=status, error="interrupted (Ctrl-C or SIGTERM)")

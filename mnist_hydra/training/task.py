@@ -19,13 +19,16 @@ from mnist_hydra.building import build
 from mnist_hydra.config.validate import check_split_sizes, validate
 from mnist_hydra.data import Dataset, Split, to_model_inputs
 from mnist_hydra.data.pipeline import evaluation_batches, training_batches
+from mnist_hydra.errors import JobPruned
 from mnist_hydra.machine import cpu_share, reported_flags
 from mnist_hydra.models import build_model
 from mnist_hydra.reporting.evaluation import score_on_test
 from mnist_hydra.reporting.plots import plot_learning_curves
 from mnist_hydra.run_folders import claim, release
+from mnist_hydra.search.job import TrialAddress
 from mnist_hydra.training.backup import EpochBackup
 from mnist_hydra.training.cpu import onednn_enabled, use_precision, use_threads
+from mnist_hydra.training.pruning import TrialReporter, trial_reporter
 from mnist_hydra.training.records import (
     EpochRecorder,
     RunRecord,
@@ -47,35 +50,40 @@ class TrainingData(NamedTuple):
     train_images: int  # those trained on, the validation split left out
 
 
-def train(cfg: DictConfig, output_dir: Path, launcher: DictConfig) -> dict:
+def train(
+    cfg: DictConfig, output_dir: Path, launcher: DictConfig, trial: Optional[TrialAddress] = None
+) -> dict:
     """Run one training job and return its metrics (also written to metrics.json).
 
-    `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores.
+    `launcher` (Hydra's launcher config) tells how many jobs share the CPU cores; `trial`, the
+    search's trial the job is, if it is one (it reports each epoch, and may be pruned).
     """
     validate(cfg)  # again, for callers other than the entry point: it costs nothing
     claim(output_dir, cfg)  # one live run per folder; already done for a single run (training/guard.py)
     try:
         log.info("Output folder: %s", output_dir)
-        machine = set_up_machine(cfg, launcher)
+        machine = set_up_machine(cfg, launcher, trial.at_once if trial else None)
         data = prepare_data(cfg)
         model = compiled_model(
             cfg, data.dataset.image_shape, len(data.dataset.class_names), data.steps_per_epoch
         )
         model.summary(print_fn=log.info)
-        metrics = fit_and_test(cfg, model, data, output_dir, machine)
+        metrics = fit_and_test(cfg, model, data, output_dir, machine, trial_reporter(trial, cfg.objective))
     finally:
         release(output_dir)
+    if metrics["status"] == "pruned":  # not a failure: the search's sweeper tells Optuna so
+        raise JobPruned(**metrics["pruned"])
     log.info("Test loss %.4f, test accuracy %.2f%%", metrics["test_loss"], 100 * metrics["test_accuracy"])
     log.info("Outputs in %s", output_dir)
     return metrics
 
 
-def set_up_machine(cfg: DictConfig, launcher: DictConfig) -> dict:
-    """Threads, precision and seeds for this job (a launcher may run several in one process);
-    returns what the run records of the machine."""
+def set_up_machine(cfg: DictConfig, launcher: DictConfig, searching: Optional[int] = None) -> dict:
+    """Threads, precision and seeds for this job (a launcher may run several in one process;
+    a search, `searching` trials at once); returns what the run records of the machine."""
     onednn, flags = onednn_enabled(), reported_flags()
     log.info("oneDNN kernels %s; CPU flags: %s", "on" if onednn else "off", " ".join(flags))
-    use_threads(cfg.trainer.threads or cpu_share(launcher))
+    use_threads(cfg.trainer.threads or cpu_share(launcher, searching))
     keras.backend.clear_session()
     use_precision(cfg.trainer.precision)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
@@ -132,10 +140,16 @@ def compiled_model(
 
 
 def fit_and_test(
-    cfg: DictConfig, model: keras.Model, data: TrainingData, output_dir: Path, machine: dict
+    cfg: DictConfig,
+    model: keras.Model,
+    data: TrainingData,
+    output_dir: Path,
+    machine: dict,
+    trial: Optional[TrialReporter] = None,
 ) -> dict:
     """Train with a record of every epoch and a backup after each, test, save; the run's status
-    in metrics.json says how it ended (README: Outputs; docs/guarantees.md)."""
+    in metrics.json says how it ended (README: Outputs; docs/guarantees.md). A search's trial
+    that its pruner stops is saved untested, recorded `pruned`, and raises JobPruned."""
     # The classes and the image shape go with the run: evaluate, predict and the plots read them.
     record = RunRecord(
         output_dir / "metrics.json",
@@ -161,8 +175,10 @@ def fit_and_test(
             shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
             verbose=progress_verbosity(cfg.trainer.verbose),
             # The backup last: once it holds an epoch, every record of that epoch is written.
-            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup],
+            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup, *filter(None, [trial])],
         )
+        if trial is not None and trial.stopped:
+            return record_pruned(model, record, epochs, output_dir, trial)
         test = score_on_test(
             model,
             data.test,
@@ -185,6 +201,25 @@ def fit_and_test(
         )
         tracker.finish(metrics, output_dir / "model.keras")
         shutil.rmtree(output_dir / "backup", ignore_errors=True)
+    return metrics
+
+
+def record_pruned(
+    model: keras.Model, record: RunRecord, epochs: EpochRecorder, output_dir: Path, trial: TrialReporter
+) -> dict:
+    """A pruned trial keeps its model and curves, runs no test, and drops its backup (a requeued
+    job must not resume it); its metrics.json says where it stopped."""
+    plot_learning_curves(epochs.history, output_dir / "learning_curves.png")
+    save_model(model, output_dir / "model.keras")
+    epoch, value = trial.stopped
+    metrics = record.update(
+        status="pruned",
+        pruned={"epoch": epoch, "objective": trial.objective, "value": value},
+        **{name: values[-1] for name, values in epochs.history.items() if name.startswith("val_")},
+        history=epochs.history,
+        epoch_seconds=epochs.seconds,
+    )
+    shutil.rmtree(output_dir / "backup", ignore_errors=True)
     return metrics
 
 

@@ -121,7 +121,9 @@ class MLflowTracker(Tracker):
             self.mlflow.log_artifact(str(self.output_dir / "metrics.json"))
 
     def close(self, status: str) -> None:
-        mlflow_status = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+        mlflow_status = {"completed": "FINISHED", "pruned": "FINISHED", "interrupted": "KILLED"}.get(
+            status, "FAILED"
+        )
         with self.locked():
             self.mlflow.end_run(status=mlflow_status)
 
