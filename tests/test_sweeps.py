@@ -1,4 +1,4 @@
-"""Sweeps: the summary (failed jobs included), Optuna, experiment presets, and each launcher."""
+"""Sweeps: the summary (failed jobs included), experiment presets, each launcher (Optuna: test_search.py)."""
 
 import csv
 import fcntl
@@ -194,69 +194,6 @@ def test_every_preset_trains_for_an_epoch(cli, tmp_path):
     assert {name: int(rows[name]["params"]) for name in PRESETS} == {n: p for n, (p, _) in PRESETS.items()}
     assert all(r["status"] == "ok" and float(r["test_accuracy"]) > 0 for r in rows.values())
     assert f"Sweep summary ({len(PRESETS)} jobs, 0 not ok)" in result.stdout  # printed at the end
-
-
-# --- Optuna ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "objective,direction", [("val_accuracy", "maximize"), ("val_loss", "minimize"), ("test_loss", "minimize")]
-)
-def test_the_search_direction_follows_the_objective(objective, direction):
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
-        cfg = compose(
-            "train", overrides=["hparams_search=optuna", f"objective={objective}"], return_hydra_config=True
-        )
-    assert cfg.hydra.sweeper.direction == direction
-
-
-def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    search = [
-        "-m",
-        "hparams_search=optuna",
-        *TINY,
-        f"hydra.sweeper.storage={storage}",
-        "model.dropout=choice(0.3,1.5)",
-    ]  # 1.5 is refused by the task: those trials fail
-    first = cli(
-        "mnist_hydra.train",
-        *search,
-        "hydra.sweeper.n_trials=3",
-        f"hydra.sweep.dir={tmp_path / 'first'}",
-        cwd=tmp_path,
-    )
-    assert first.returncode == 0, first.stderr
-
-    rows = read_summary(tmp_path / "first")
-    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok", "failed"}
-    ok = [r for r in rows if r["status"] == "ok"]
-    assert all(r["val_accuracy"] for r in ok), "the search needs validation numbers"
-    assert [float(r["val_accuracy"]) for r in ok] == sorted(
-        (float(r["val_accuracy"]) for r in ok), reverse=True
-    )
-    assert "Ranked by val_accuracy" in (tmp_path / "first" / "summary.md").read_text()
-    failed = [r for r in rows if r["status"] == "failed"]
-    assert all(r["model.dropout"] == "1.5" and "model.dropout=1.5" in r["error"] for r in failed)
-
-    again = cli(
-        "mnist_hydra.train",
-        *search,
-        "hydra.sweeper.n_trials=1",
-        f"hydra.sweep.dir={tmp_path / 'again'}",
-        cwd=tmp_path,
-    )
-    assert again.returncode == 0, again.stderr
-    import optuna
-
-    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
-    states = [trial.state.name for trial in study.trials]
-    assert len(states) == 4 and "FAIL" in states and "COMPLETE" in states
-    # What each trial returned to Optuna is the job's validation accuracy, never its test accuracy.
-    first_ok = min(ok, key=lambda r: int(r["job"]))
-    assert study.trials[int(first_ok["job"])].value == pytest.approx(float(first_ok["val_accuracy"]))
 
 
 # --- launchers -------------------------------------------------------------------------

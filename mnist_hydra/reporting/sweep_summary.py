@@ -121,19 +121,15 @@ def _split(overrides: list[str]) -> dict:
 
 
 def ranked(rows: list[dict], metric: str) -> list[dict]:
-    """Best first by `metric` (lowest for a loss); then pruned trials (by the value at which they
-    stopped), then jobs without it, by job number."""
+    """Best first by `metric` (lowest for a loss); then a search's pruned trials (by the value at
+    which they stopped); then jobs without it, by job number."""
     sign = 1 if lower_is_better(metric) else -1
 
     def key(row):
         value = row.get(metric)
         has_value = isinstance(value, (int, float)) and math.isfinite(value)
-        return (
-            row.get("status") == "pruned",
-            not has_value,
-            sign * value if has_value else 0,
-            job_order(row["job"]),
-        )
+        group = 2 if not has_value else 1 if row.get("status") == "pruned" else 0
+        return (group, sign * value if has_value else 0, job_order(row["job"]))
 
     return sorted(rows, key=key)
 

@@ -1,0 +1,492 @@
+"""hparams_search=optuna: our sweeper (hydra/sweeper=optuna) on a current Optuna.
+
+In this process: the search space of every syntax, each sampler and pruner, the storages, the
+ask/tell loop with a stand-in launcher (pruned, failed, batches or none). With the command line:
+a pruned trial, a failing one, trials under joblib, and a killed search continued.
+"""
+
+import gzip
+import os
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import SMOKE, metrics_of
+from hydra import compose, initialize_config_module
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+import mnist_hydra.train  # noqa: F401  (registers our schemas, sweeper and resolvers)
+from hydra_plugins.mnist_hydra_launchers._search import Search
+from mnist_hydra.errors import ConfigError, JobPruned, MnistHydraError
+from mnist_hydra.reporting.sweep_summary import ranked
+from mnist_hydra.search.job import TrialAddress
+from mnist_hydra.search.space import grid, search_space
+from mnist_hydra.search.study import abandoned_trials, mark_as_ours, optuna_object, storage_for
+
+DATA = Path(__file__).parent / "data"
+
+
+def search_config(tmp_path: Path, *overrides: str):
+    with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
+        return compose(
+            "train",
+            overrides=["hparams_search=optuna", f"hydra.sweep.dir={tmp_path}", *overrides],
+            return_hydra_config=True,
+        )
+
+
+def journal_study(sweep_dir: Path, name: str = "mnist-hydra") -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# --- the search space: hydra-optuna-sweeper's syntax ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written,expected",
+    [
+        ("choice(16, 32, 64)", CategoricalDistribution([16, 32, 64])),
+        ("16,32,64", CategoricalDistribution([16, 32, 64])),
+        ("choice(adam, sgd)", CategoricalDistribution(["adam", "sgd"])),
+        # Half-open, as Python and Hydra's own sweeper count (hydra-optuna-sweeper included 4).
+        ("range(1, 4)", IntDistribution(1, 3)),
+        ("range(0, 10, 3)", IntDistribution(0, 9, step=3)),
+        ("range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.4, step=0.1)),
+        ("interval(0.0, 0.6)", FloatDistribution(0.0, 0.6)),
+        ("interval(1, 4)", FloatDistribution(1.0, 4.0)),  # Hydra reads an interval's ends as floats
+        ("tag(log, interval(1e-4, 1e-2))", FloatDistribution(1e-4, 1e-2, log=True)),
+        ("tag(int, interval(8, 256))", IntDistribution(8, 256)),
+        ("tag(int, log, interval(8, 256))", IntDistribution(8, 256, log=True)),
+    ],
+)
+def test_each_sweep_syntax_becomes_its_distribution(written, expected):
+    swept, fixed = search_space([f"x={written}"])
+    assert swept == {"x": expected} and fixed == {}
+
+
+def test_a_shuffled_range_is_a_choice_and_plain_values_are_fixed():
+    swept, fixed = search_space(["a=shuffle(range(1,4))", "b=0.3", "c=adam"])
+    assert set(swept["a"].choices) == {1, 2, 3}
+    assert fixed == {"b": "0.3", "c": "adam"}
+
+
+def test_a_value_on_the_command_line_wins_over_the_presets_range():
+    swept, fixed = search_space(["model.dropout=interval(0.0, 0.6)", "model.dropout=0.25"])
+    assert swept == {} and fixed == {"model.dropout": "0.25"}
+
+
+@pytest.mark.parametrize("written", ["range(4, 1)", "range(1, 4, -1)"])
+def test_an_empty_range_is_refused_in_one_line(written):
+    with pytest.raises(ConfigError, match=r"x: range\(.*\) holds no value"):
+        search_space([f"x={written}"])
+
+
+def test_the_grid_sampler_takes_every_value_and_refuses_intervals():
+    swept, _ = search_space(["a=choice(1,2)", "b=range(0,6,2)"])
+    assert grid(swept) == {"a": [1, 2], "b": [0, 2, 4]}
+    with pytest.raises(ConfigError, match="sampler=grid needs a finite set of values for c"):
+        grid(search_space(["c=interval(0,1)"])[0])
+
+
+# --- samplers, pruners and storages ---------------------------------------------------------
+
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "cmaes": "CmaEsSampler",
+    "nsgaii": "NSGAIISampler",
+}
+PRUNERS = {
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "threshold": "ThresholdPruner",
+    "none": "NopPruner",
+}
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_each_sampler_of_the_group_builds_with_its_seed(name, tmp_path):
+    cfg = search_config(tmp_path, f"hydra/sweeper/sampler={name}", "seed=3")
+    assert cfg.hydra.sweeper.sampler.seed == 3  # the preset seeds every sampler
+    assert type(optuna_object("sampler", cfg.hydra.sweeper.sampler)).__name__ == SAMPLERS[name]
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_each_pruner_of_the_group_builds_from_its_own_arguments(name, tmp_path):
+    bound = ["hydra.sweeper.pruner.lower=0.5"] if name == "threshold" else []  # it has no default
+    cfg = search_config(tmp_path, f"hydra/sweeper/pruner={name}", "trainer.epochs=9", *bound)
+    pruner = optuna_object("pruner", cfg.hydra.sweeper.pruner)
+    assert type(pruner).__name__ == PRUNERS[name]
+    if name == "hyperband":
+        assert cfg.hydra.sweeper.pruner.max_resource == 9  # ${trainer.epochs}
+
+
+def test_a_pruners_argument_is_a_plain_override(tmp_path):
+    cfg = search_config(tmp_path, "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=0.9")
+    assert optuna_object("pruner", cfg.hydra.sweeper.pruner)._lower == 0.9
+
+
+def test_the_default_pruner_is_the_median_one_and_the_direction_follows_the_objective(tmp_path):
+    cfg = search_config(tmp_path)
+    assert cfg.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.hydra.sweeper.direction == "maximize"  # val_accuracy
+
+
+@pytest.mark.parametrize(
+    "objective,direction", [("val_accuracy", "maximize"), ("val_loss", "minimize"), ("test_loss", "minimize")]
+)
+def test_the_search_direction_follows_the_objective(objective, direction, tmp_path):
+    assert search_config(tmp_path, f"objective={objective}").hydra.sweeper.direction == direction
+
+
+def test_only_optunas_own_classes_are_built():
+    node = OmegaConf.create({"_target_": "os.system", "command": "true"})
+    with pytest.raises(ConfigError, match=r"_target_=os.system is not one of Optuna's pruners"):
+        optuna_object("pruner", node)
+
+
+def test_a_study_of_optuna_2_names_the_upgrade_command(tmp_path):
+    database = tmp_path / "old.db"
+    database.write_bytes(gzip.decompress((DATA / "optuna-2.10.db.gz").read_bytes()))
+    url = f"sqlite:///{database}"
+    with pytest.raises(ConfigError) as refused:
+        storage_for(url, tmp_path)
+    assert f"optuna storage upgrade --storage {url}" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_an_unreadable_storage_url_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="hydra.sweeper.storage=nosuchdb://x cannot be opened"):
+        storage_for("nosuchdb://x", tmp_path)
+
+
+def test_without_a_storage_the_study_is_a_journal_in_the_sweep_folder(tmp_path):
+    storage = storage_for(None, tmp_path / "sweep")
+    optuna.create_study(study_name="s", storage=storage)
+    assert (tmp_path / "sweep" / "optuna.journal").is_file()
+
+
+def test_a_trial_whose_sweep_process_is_gone_is_abandoned_and_a_live_ones_is_not(tmp_path):
+    study = optuna.create_study(storage=storage_for(None, tmp_path))
+    ours, gone = study.ask(), study.ask()
+    mark_as_ours(ours)
+    mark_as_ours(gone)
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    gone.set_user_attr("sweep_pid", dead)
+    assert [t.number for t in abandoned_trials(study)] == [gone.number]
+
+
+# --- the search, with a stand-in launcher --------------------------------------------------
+
+
+class StandInLauncher:
+    """Runs no process: a job's outcome and duration come from its trial number."""
+
+    def __init__(self, outcomes: dict, seconds: dict | None = None):
+        self.outcomes, self.seconds = outcomes, seconds or {}
+        self.started, self.ended, self.launches = {}, {}, []
+
+    def launch(self, job_overrides, initial_job_idx):
+        self.launches.append(len(job_overrides))
+        threads = [threading.Thread(target=self._job, args=(o,)) for o in job_overrides]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [self.results.pop(self._trial(o)) for o in job_overrides]
+
+    def _trial(self, overrides) -> int:
+        return int(next(o for o in overrides if o.startswith("hydra.sweeper.trial=")).split("=")[1])
+
+    def _job(self, overrides) -> JobReturn:
+        trial = self._trial(overrides)
+        self.started[trial] = time.monotonic()
+        time.sleep(self.seconds.get(trial, 0.0))
+        outcome = self.outcomes.get(trial, 0.5)
+        self.ended[trial] = time.monotonic()
+        if isinstance(outcome, Exception):
+            job = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=outcome)
+        else:
+            job = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=outcome)
+        self.results = getattr(self, "results", {})
+        self.results[trial] = job
+        return job
+
+
+class OneByOneLauncher(StandInLauncher):
+    """Like hydra/launcher=joblib: a job may start whenever the sweeper asks."""
+
+    @contextmanager
+    def jobs_one_by_one(self):
+        yield threading.Event()
+
+    def run_job(self, idx, overrides):
+        return self._job(overrides)
+
+
+def test_a_pruned_trial_is_told_pruned_and_is_not_a_failure(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0.0")
+    launcher = StandInLauncher({1: JobPruned(2, "val_accuracy", 0.4)})
+    Search(cfg, launcher).run([])
+    study = journal_study(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    assert (tmp_path / "optimization_results.yaml").is_file()
+    assert OmegaConf.load(tmp_path / "optimization_results.yaml").trials.pruned == 1
+
+
+def test_failures_beyond_max_failure_rate_stop_the_search_in_one_line(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.0")
+    launcher = StandInLauncher({0: ValueError("diverged")})
+    with pytest.raises(MnistHydraError, match=r"1 of 1 trials failed, .*max_failure_rate=0.0.*diverged"):
+        Search(cfg, launcher).run([])
+    assert len(journal_study(tmp_path).trials) == 1  # no trial asked after it
+
+
+def test_a_value_that_is_not_a_number_fails_its_trial(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=2")
+    Search(cfg, StandInLauncher({0: float("nan")})).run([])
+    assert [t.state for t in journal_study(tmp_path).trials] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_a_search_in_which_no_trial_completed_says_so_in_one_line(tmp_path, caplog):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=2")
+    launcher = StandInLauncher({0: JobPruned(1, "val_accuracy", 0.1), 1: JobPruned(1, "val_accuracy", 0.2)})
+    with pytest.raises(SystemExit) as ended:
+        Search(cfg, launcher).run([])
+    assert ended.value.code == 1
+    assert "No trial of the search completed (2 pruned, 0 failed)" in caplog.text
+
+
+SLOW_FIRST = {0: 0.8, 1: 0.1, 2: 0.1, 3: 0.1}  # seconds per trial
+
+
+def test_with_a_launcher_that_can_a_trial_starts_as_soon_as_another_ends(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2")
+    launcher = OneByOneLauncher({}, SLOW_FIRST)
+    Search(cfg, launcher).run([])
+    # Trials 2 and 3 took the core that trial 1 freed, while trial 0 still ran: no barrier.
+    assert launcher.started[2] < launcher.ended[0] and launcher.started[3] < launcher.ended[0]
+    assert len(journal_study(tmp_path).trials) == 4
+
+
+def test_a_launcher_that_runs_batches_runs_trials_in_batches_of_n_jobs(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2")
+    launcher = StandInLauncher({}, SLOW_FIRST)
+    Search(cfg, launcher).run([])
+    assert launcher.launches == [2, 2] and launcher.started[2] >= launcher.ended[0]
+
+
+def test_parallel_tpe_counts_running_trials_as_poor_ones(tmp_path):
+    for n_jobs, liar in ((1, False), (2, True)):
+        cfg = search_config(
+            tmp_path / str(n_jobs), "hydra.sweeper.n_trials=1", f"hydra.sweeper.n_jobs={n_jobs}"
+        )
+        search = Search(cfg, StandInLauncher({}))
+        search.space, search.fixed = search_space(["x=interval(0,1)"])
+        assert search._open_study().sampler._constant_liar is liar
+
+
+def test_pruning_needs_one_validation_objective(tmp_path):
+    with pytest.raises(ConfigError, match="objective=test_accuracy cannot be pruned"):
+        Search(search_config(tmp_path, "objective=test_accuracy"), StandInLauncher({})).run([])
+    with pytest.raises(ConfigError, match="prunes searches of one objective only"):
+        several = search_config(tmp_path, "objective=[val_accuracy,val_loss]")
+        Search(several, StandInLauncher({})).run([])
+    # Without a pruner, both are searches like any other (a list is several objectives).
+    cfg = search_config(
+        tmp_path / "two",
+        "objective=[val_accuracy,val_loss]",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.n_trials=2",
+    )
+    assert cfg.hydra.sweeper.direction == ["maximize", "minimize"]
+    Search(cfg, StandInLauncher({0: [0.9, 0.3], 1: [0.8, 0.2]})).run([])
+    assert [t.values for t in journal_study(tmp_path / "two").trials] == [[0.9, 0.3], [0.8, 0.2]]
+
+
+# --- the job's side: reporting each epoch ---------------------------------------------------
+
+
+class Model:
+    stop_training = False
+
+
+def test_a_trial_reports_every_epoch_and_stops_when_its_pruner_says(tmp_path):
+    from mnist_hydra.training.pruning import TrialReporter
+
+    study = optuna.create_study(study_name="s", storage=storage_for(None, tmp_path), direction="maximize")
+    study.ask()
+    pruner = OmegaConf.create({"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5})
+    reporter = TrialReporter(TrialAddress(0, "s", None, tmp_path, pruner, 1), "val_accuracy")
+    model = Model()
+    reporter.set_model(model)
+    reporter.on_epoch_end(0, {"val_accuracy": 0.7})
+    assert not model.stop_training and reporter.stopped is None
+    reporter.on_epoch_end(1, {"val_accuracy": 0.3})
+    assert model.stop_training and reporter.stopped == (2, 0.3)
+    assert journal_study(tmp_path, "s").trials[0].intermediate_values == {1: 0.7, 2: 0.3}
+
+
+def test_the_summary_ranks_pruned_trials_after_the_completed_ones():
+    rows = [
+        {"job": "0", "status": "pruned", "val_accuracy": 0.99, "overrides": []},
+        {"job": "1", "status": "ok", "val_accuracy": 0.5, "overrides": []},
+        {"job": "2", "status": "failed", "overrides": []},
+    ]
+    assert [r["job"] for r in ranked(rows, "val_accuracy")] == ["1", "0", "2"]
+
+
+# --- the command line -----------------------------------------------------------------------
+
+SEARCH = ["-m", "hparams_search=optuna", *SMOKE]
+
+
+def test_a_pruned_trial_keeps_its_model_runs_no_test_and_is_pruned_everywhere(cli, tmp_path):
+    result = cli(
+        "mnist_hydra.train",
+        *SEARCH,
+        "trainer.epochs=3",
+        "hydra.sweeper.n_trials=2",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=1.01",  # no accuracy reaches it: every trial is pruned
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "No trial of the search completed (2 pruned, 0 failed)" in result.stderr + result.stdout
+    record = metrics_of(tmp_path / "0")
+    assert record["status"] == "pruned" and record["pruned"]["epoch"] == 1
+    assert record["pruned"]["value"] == record["val_accuracy"] and "test_accuracy" not in record
+    assert len(record["history"]["val_accuracy"]) == 1  # stopped at the end of that epoch
+    assert (tmp_path / "0" / "model.keras").is_file() and (tmp_path / "0" / "learning_curves.png").is_file()
+    assert not (tmp_path / "0" / "backup").exists()  # a requeued job does not resume it
+    assert "| pruned |" in (tmp_path / "summary.md").read_text()
+    trial = journal_study(tmp_path).trials[0]
+    assert trial.state is TrialState.PRUNED and trial.value == pytest.approx(record["val_accuracy"])
+    assert (tmp_path / "intermediate_values.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["objective=test_accuracy", "trainer.validation_split=0.0"],
+            "objective=test_accuracy cannot be pruned",
+        ),
+        (["hydra/sweeper/pruner=none", "hydra.sweeper.storage=sqlite:///old.db"], "optuna storage upgrade"),
+    ],
+)
+def test_a_search_that_cannot_start_says_why_in_one_line(cli, tmp_path, overrides, message):
+    (tmp_path / "old.db").write_bytes(gzip.decompress((DATA / "optuna-2.10.db.gz").read_bytes()))
+    result = cli("mnist_hydra.train", *SEARCH, *overrides, f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "s" / "0").exists()
+
+
+def test_joblib_trials_start_as_others_end_and_a_study_continues(cli, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = [*SEARCH, "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", f"hydra.sweeper.storage={storage}"]
+    first = cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 'a'}",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "3 trials, 2 at once, each as soon as one ends" in first.stdout
+    again = cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={tmp_path / 'b'}",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert sorted(p.name for p in (tmp_path / "b").glob("[0-9]")) == ["0", "1"]
+    for name in ("optimization_history.png", "intermediate_values.png", "param_importances.png"):
+        assert (tmp_path / "b" / name).is_file(), name
+
+
+def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = [*SEARCH, f"hydra.sweeper.storage={storage}", "model.dropout=choice(0.3,1.5)"]
+    # 1.5 is refused by the task: those trials fail
+    first = cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 'first'}",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    import csv
+
+    with open(tmp_path / "first" / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok", "failed"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["val_accuracy"] for r in ok), "the search needs validation numbers"
+    assert "Ranked by val_accuracy" in (tmp_path / "first" / "summary.md").read_text()
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert all(r["model.dropout"] == "1.5" and "model.dropout=1.5" in r["error"] for r in failed)
+
+    again = cli(
+        "mnist_hydra.train",
+        *search,
+        "hydra.sweeper.n_trials=1",
+        f"hydra.sweep.dir={tmp_path / 'again'}",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
+    states = [trial.state.name for trial in study.trials]
+    assert len(states) == 4 and "FAIL" in states and "COMPLETE" in states
+    # What each trial returned to Optuna is the job's validation accuracy, never its test accuracy.
+    first_ok = min(ok, key=lambda r: int(r["job"]))
+    assert study.trials[int(first_ok["job"])].value == pytest.approx(float(first_ok["val_accuracy"]))
+
+
+@pytest.mark.slow
+def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(tmp_path):
+    from test_sweeps import sweep_started, wait_for_a_backup
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = ["hparams_search=optuna", "hydra/sweeper/pruner=none", f"hydra.sweeper.storage={storage}"]
+    sweep = sweep_started(tmp_path, *search, "trainer.epochs=3", f"hydra.sweep.dir={tmp_path / 'killed'}")
+    wait_for_a_backup(tmp_path / "killed" / "0", sweep)
+    os.kill(sweep.pid, signal.SIGKILL)  # the trial runs in the sweep's process: both die
+    sweep.communicate(timeout=60)
+    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+
+    again = sweep_started(
+        tmp_path,
+        *search,
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=1",
+        f"hydra.sweep.dir={tmp_path / 'again'}",
+    )
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    assert "Trial 0 was left running by a sweep that was killed: marked failed" in output
+    study = optuna.load_study(study_name="mnist-hydra", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    shutil.rmtree(tmp_path / "killed", ignore_errors=True)
