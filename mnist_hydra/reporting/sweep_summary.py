@@ -196,7 +196,7 @@ def finish_summary(sweep_dir: Path, metric: str) -> None:
         table = write_summary(sweep_dir, rows, metric)
     pruned = sum(row["status"] == "pruned" for row in rows)
     failed = sum(row["status"] not in ("ok", "pruned") for row in rows)
-    counts = f"{len(rows)} jobs, {pruned} pruned, {failed} not ok" if pruned else f"{len(rows)} jobs, {failed} not ok"
+    counts = f"{len(rows)} jobs, " + (f"{pruned} pruned, " if pruned else "") + f"{failed} not ok"
     print(
         f"\nSweep summary ({counts}), ranked by {metric}:\n{table}\n"
         f"Written to {sweep_dir}/summary.csv, summary.md and summary.png",
