@@ -49,7 +49,7 @@ class Search:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             log.warning("Trial %d was left running by a sweep that was killed: marked failed", trial.number)
         at_once = max(1, min(self.settings.n_jobs, n_trials))
-        one_by_one = at_once > 1 and hasattr(self.launcher, "jobs_one_by_one")
+        one_by_one = at_once > 1 and hasattr(self.launcher, "jobs_one_by_one") and not self.settings.batches
         log.info(
             "Optuna %s: study %s (%s), %s, %s; %d trials, %d at once%s",
             optuna.__version__,

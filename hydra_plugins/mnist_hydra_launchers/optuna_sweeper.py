@@ -33,6 +33,7 @@ class OptunaSweeperConf:
     study_name: Optional[str] = None
     n_trials: int = 20
     n_jobs: int = 1
+    batches: bool = False  # true: n_jobs trials at a time, each batch waiting for its slowest
     max_failure_rate: float = 0.0
     params: Optional[dict[str, Any]] = None
     # Set by the sweeper on each trial's job (as a `hydra.` override, which the job's folder
