@@ -1,7 +1,7 @@
 """What pruning and the absence of a batch barrier buy a search (hparams_search=optuna).
 
 1. Pruning: the same 20-trial search (the preset's space, the same seed, one slice of MNIST)
-   with the default median pruner and with hydra/sweeper/pruner=none, one after the other:
+   with the default median pruner (or those of --pruners) and with hydra/sweeper/pruner=none:
    wall time, trials pruned, the best validation accuracy found and the test accuracy of the
    best trial. Goal: within 0.2 points of the unpruned best in at most half its time.
 2. The batch barrier: a search of two trials at once under hydra/launcher=joblib (each job
@@ -9,6 +9,7 @@
    wall time, and the cores' idle time, 2 x wall minus the CPU time all the jobs used.
 
     python benchmarks/search_pruning.py [--trials 20] [--epochs 5] [--train-limit 12000]
+        [--pruners median,successive_halving] [--skip barrier]
 """
 
 import argparse
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--train-limit", type=int, default=12000)
     parser.add_argument("--test-limit", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--pruners", default="median", help="pruners to compare with none, comma-separated")
     parser.add_argument("--skip", choices=["pruning", "barrier"], help="leave one part out")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -100,21 +102,23 @@ def main() -> None:
         scratch = Path(scratch)
         if args.skip != "pruning":
             trials = f"hydra.sweeper.n_trials={args.trials}"
-            pruned = search(scratch / "median", args, trials)
-            print("pruner=median:", json.dumps(pruned), flush=True)
-            unpruned = search(scratch / "none", args, trials, "hydra/sweeper/pruner=none")
-            print("pruner=none:  ", json.dumps(unpruned), flush=True)
-            figures["pruning"] = {"median": pruned, "none": unpruned}
-            print(
-                f"Pruning: {pruned['trials']['pruned']} of {args.trials} trials pruned; time "
-                f"{pruned['wall_s'] / unpruned['wall_s']:.2f} of the unpruned search's; best validation "
-                f"accuracy {100 * pruned['best_val_accuracy']:.2f}% against "
-                f"{100 * unpruned['best_val_accuracy']:.2f}% "
-                f"({100 * (pruned['best_val_accuracy'] - unpruned['best_val_accuracy']):+.2f} points); "
-                f"its test accuracy {100 * pruned['best_test_accuracy']:.2f}% against "
-                f"{100 * unpruned['best_test_accuracy']:.2f}%",
-                flush=True,
-            )
+            runs = {}
+            for pruner in [*args.pruners.split(","), "none"]:
+                runs[pruner] = search(scratch / pruner, args, trials, f"hydra/sweeper/pruner={pruner}")
+                print(f"pruner={pruner}:", json.dumps(runs[pruner]), flush=True)
+            unpruned = runs.pop("none")
+            for pruner, pruned in runs.items():
+                print(
+                    f"Pruning ({pruner}): {pruned['trials']['pruned']} of {args.trials} trials pruned; time "
+                    f"{pruned['wall_s'] / unpruned['wall_s']:.2f} of the unpruned search's; best validation "
+                    f"accuracy {100 * pruned['best_val_accuracy']:.2f}% against "
+                    f"{100 * unpruned['best_val_accuracy']:.2f}% "
+                    f"({100 * (pruned['best_val_accuracy'] - unpruned['best_val_accuracy']):+.2f} points); "
+                    f"its test accuracy {100 * pruned['best_test_accuracy']:.2f}% against "
+                    f"{100 * unpruned['best_test_accuracy']:.2f}%",
+                    flush=True,
+                )
+            figures["pruning"] = {**runs, "none": unpruned}
         if args.skip != "barrier":
             parallel = [
                 f"hydra.sweeper.n_trials={args.barrier_trials}",

@@ -490,3 +490,23 @@ def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(
     study = optuna.load_study(study_name="mnist-hydra", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     shutil.rmtree(tmp_path / "killed", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "launcher", ["submitit_local", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))]
+)
+def test_trials_report_and_are_pruned_in_other_launchers_processes(cli, tmp_path, launcher):
+    result = cli(
+        "mnist_hydra.train",
+        *SEARCH,
+        f"hydra/launcher={launcher}",
+        "trainer.epochs=2",
+        "hydra.sweeper.n_trials=1",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=1.01",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]  # no trial completed: each was pruned
+    assert metrics_of(tmp_path / "0")["status"] == "pruned"
+    assert journal_study(tmp_path).trials[0].state is TrialState.PRUNED
