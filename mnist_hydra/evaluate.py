@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_evaluate
+from mnist_hydra.console import tensorflow_start_quieted
 
 register_schemas()
 
@@ -22,7 +23,8 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     validate_evaluate(cfg)
-    from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
+    with tensorflow_start_quieted():  # its start-up notices are not the user's concern
+        from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     return evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code)["test_accuracy"]

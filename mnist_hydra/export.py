@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_export
+from mnist_hydra.console import tensorflow_start_quieted
 
 register_schemas()
 
@@ -18,7 +19,8 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     validate_export(cfg)
-    from mnist_hydra.inference.exporting import export  # TensorFlow loads here
+    with tensorflow_start_quieted():  # its start-up notices are not the user's concern
+        from mnist_hydra.inference.exporting import export  # TensorFlow loads here
 
     print(f"Exported to {export(cfg.ckpt_path, cfg.format, cfg.trust_run_code, cfg.output_dir)}")
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_predict
+from mnist_hydra.console import tensorflow_start_quieted
 
 register_schemas()
 
@@ -23,7 +24,8 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     validate_predict(cfg)
-    from mnist_hydra.inference.prediction import predict  # TensorFlow loads here
+    with tensorflow_start_quieted():  # its start-up notices are not the user's concern
+        from mnist_hydra.inference.prediction import predict  # TensorFlow loads here
 
     predict(cfg.ckpt_path, list(cfg.images), Path(HydraConfig.get().runtime.output_dir), cfg.trust_run_code)
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_serve
+from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.errors import ConfigError
 from mnist_hydra.serving.limits import Limits, allowed_hosts
 
@@ -49,7 +50,8 @@ def main(cfg: DictConfig) -> None:
         log.warning(
             "host=%s: any machine that reaches this one may use the server, with no authentication", cfg.host
         )
-    from mnist_hydra.serving.server import serve  # TensorFlow loads here
+    with tensorflow_start_quieted():  # its start-up notices are not the user's concern
+        from mnist_hydra.serving.server import serve  # TensorFlow loads here
 
     serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code)
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
 from mnist_hydra.config.schema import objectives, register_schemas, search_direction
 from mnist_hydra.config.validate import validate
+from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.machine import use_onednn
 from mnist_hydra.run_folders import release
 from mnist_hydra.search.job import trial_of
@@ -38,7 +39,8 @@ def main(cfg: DictConfig) -> float | list[float]:
     try:
         validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
         log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
-        from mnist_hydra.training.task import train  # TensorFlow loads here
+        with tensorflow_start_quieted(start_devices=False):  # the task sets its threads first
+            from mnist_hydra.training.task import train  # TensorFlow loads here
 
         metrics = train(cfg, output_dir, hydra_cfg.launcher, trial_of(hydra_cfg))
         values = [metrics[name] for name in objectives(cfg.objective)]

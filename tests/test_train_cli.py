@@ -1,5 +1,6 @@
 """End to end through the real command line, on a few hundred images and one epoch."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,19 +25,37 @@ def check_run_folder(folder: Path) -> dict:
     return metrics
 
 
+TENSORFLOW_NOTICES = (
+    "I0000",
+    "E0000",
+    "absl::InitializeLog",
+    "cuInit",
+    "cuda drivers",
+    "oneDNN custom operations",
+)
+
+
 @pytest.mark.slow
 def test_two_smoke_runs_at_once_get_their_own_folders_and_the_same_numbers(tmp_path):
     # Started together, so in the same second: the folders must still differ. Same
     # seed, so with op determinism on the two must agree to the last digit.
+    # The first as a user runs it: TensorFlow's start-up notices are kept off the console. The
+    # second's user asked for TensorFlow's lines (TF_CPP_MIN_LOG_LEVEL), and gets them.
     command = [sys.executable, "-m", "mnist_hydra.train", *SMOKE]
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "MNIST_HYDRA_SET_TF"))}
     runs = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for env in (plain, {**plain, "TF_CPP_MIN_LOG_LEVEL": "0"})
     ]
     outputs = [run.communicate(timeout=600) for run in runs]
     for run, (stdout, stderr) in zip(runs, outputs):
         assert run.returncode == 0, stderr
         assert "test accuracy" in stdout + stderr
+    quiet, loud = (stdout + stderr for stdout, stderr in outputs)
+    assert not [notice for notice in TENSORFLOW_NOTICES if notice in quiet], quiet[-2000:]
+    assert "I0000" in loud
     folders = sorted(path.parent for path in (tmp_path / "outputs").rglob("metrics.json"))
     assert len(folders) == 2
     first, second = (check_run_folder(folder) for folder in folders)
