@@ -44,6 +44,13 @@ def evaluation_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def prediction_batches(x: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Images for `model.predict`, batched. Not the array itself: from an array Keras builds a
+    pipeline that TensorFlow re-reads under op determinism (a training run), logging "E0000 ...
+    NodeDef mentions attribute use_unbounded_threadpool" (harmless, but it reads as a failure)."""
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def augmented(images: tf.Tensor, seed: tf.Tensor, shift: float, rotation: float) -> tf.Tensor:
     """Each image moved by up to `shift` of its size and turned by up to `rotation` degrees."""
     count = tf.shape(images)[0]

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from mnist_hydra.config.validate import check_tta_shift
 from mnist_hydra.data import Split, to_model_inputs
+from mnist_hydra.data.pipeline import prediction_batches
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.files import write_json
 from mnist_hydra.inference.loading import TrainedRun, open_runs
@@ -44,7 +45,7 @@ def views_probabilities(model, images: np.ndarray, batch_size: int, tta_shift: i
     s = tta_shift
     views = [(0, 0)] + ([(s, 0), (-s, 0), (0, s), (0, -s)] if s else [])
     return np.stack(
-        [model.predict(moved(images, dy, dx), batch_size=batch_size, verbose=0) for dy, dx in views]
+        [model.predict(prediction_batches(moved(images, dy, dx), batch_size), verbose=0) for dy, dx in views]
     )
 
 
