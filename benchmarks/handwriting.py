@@ -1,0 +1,59 @@
+"""predict's accuracy on digits that are not MNIST's (benchmarks/handwriting/, made by
+handwriting_set.py): drawn on the page, rendered from fonts, and at low resolution.
+
+    python benchmarks/handwriting.py RUN [RUN ...]      (run folders of train)
+
+Each image goes through `predict` as a user's file would (the run's own preparation: dark on
+light inverted, cropped, fitted into 20x20, centred by mass). Prints each run's accuracy per
+source and in all, with the run's MNIST test accuracy beside it.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from mnist_hydra.inference.prediction import predict
+from mnist_hydra.machine import reported_flags
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def score(run: Path, images: list[Path]) -> dict:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
+        rows = predict(run, images, Path(scratch))
+    right: dict[str, list[bool]] = {}
+    for image, row in zip(images, rows):
+        source, digit = image.parts[-3], image.parts[-2]
+        right.setdefault(source, []).append(row["predicted"] == digit)
+    every = [r for rs in right.values() for r in rs]
+    accuracy = {source: round(sum(rs) / len(rs), 4) for source, rs in sorted(right.items())}
+    return {"all": round(sum(every) / len(every), 4), **accuracy, "images": len(every)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--set", type=Path, default=HERE / "handwriting")
+    args = parser.parse_args()
+    images = sorted(args.set.glob("*/*/*.png"))
+    print(f"CPU: {cpu_name()}; flags: {' '.join(reported_flags())}; {len(images)} images in {args.set}")
+    for run in args.runs:
+        figures = score(run, images)
+        mnist = json.loads((run / "metrics.json").read_text()).get("test_accuracy")
+        print(f"{run}: MNIST test {100 * mnist:.2f}%; not MNIST: " + json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()
