@@ -15,8 +15,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from mnist_hydra.inference.prediction import predict
+from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.machine import reported_flags
+
+with tensorflow_start_quieted():
+    from mnist_hydra.inference.prediction import predict
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,7 +5,9 @@
 Three sources, every digit 0-9, written as 40x40 grayscale PNGs in <source>/<digit>/<name>.png:
 - `page`: strokes drawn on the serving page's canvas with Selenium's pointer (real pointer
   events, the page's own pen), from a stroke template of each digit, at several sizes (so the
-  stroke is thin or thick for its digit), slants, turns and positions, with a hand's jitter.
+  stroke is thin or thick for its digit), pens (each stroke drawn again beside itself: a
+  marker), slants, turns and positions, with a hand's jitter; a fifth "photographed" (blurred,
+  grey paper, faint ink, uneven light).
   The page is served from its folder by a static file server here: drawing needs no model.
 - `fonts`: each digit of every TrueType font Debian ships here (DejaVu, Liberation: regular,
   bold, italic), at several sizes and positions, dark on light or light on dark.
@@ -65,9 +67,15 @@ TEMPLATES = {
 }
 
 
+def thickened(strokes: list, pen: int) -> list:
+    """Each stroke again, moved by `pen` pixels four ways: a stroke that much thicker."""
+    moves = [(0, 0), (pen, 0), (-pen, 0), (0, pen), (0, -pen)]
+    return [[(x + dx, y + dy) for x, y in stroke] for dx, dy in moves for stroke in strokes]
+
+
 def page_strokes(digit: int, rng: random.Random, size: float) -> list[list[tuple[int, int]]]:
     """The digit's strokes in canvas pixels from its centre: sized, slanted, turned, moved, jittered."""
-    slant, turn = rng.uniform(-0.35, 0.35), math.radians(rng.uniform(-12, 12))
+    slant, turn = rng.uniform(-0.5, 0.5), math.radians(rng.uniform(-18, 18))
     width = rng.uniform(0.8, 1.25)
     room = max(0.0, (280 - 1.4 * size) / 2)  # the slanted, turned digit stays on the canvas
     dx, dy = rng.uniform(-room, room), rng.uniform(-room, room)
@@ -102,9 +110,10 @@ def browser():
     return webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
 
 
-def drawn_on_the_page(driver, strokes) -> Image.Image:
+def drawn_on_the_page(driver, page: str, strokes) -> Image.Image:
     from selenium.webdriver.common.action_chains import ActionChains
 
+    driver.get(page)  # afresh for each drawing: after some hundred, the page stopped drawing
     driver.execute_script("document.getElementById('clear').click()")
     canvas = driver.find_element("id", "canvas")
     actions = ActionChains(driver, duration=5)
@@ -146,6 +155,17 @@ def low_resolution(image: Image.Image, rng: random.Random, dark: bool) -> Image.
     return square.resize((small, small), Image.Resampling.BOX).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
 
 
+def photographed(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Out of focus, on grey paper with uneven light, in grey ink."""
+    from PIL import ImageFilter
+
+    blurred = np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(2, 5))), dtype=np.float32) / 255
+    paper, ink = rng.uniform(150, 215), rng.uniform(30, 100)
+    light = np.linspace(rng.uniform(-25, 0), rng.uniform(0, 25), image.width)[None, :]
+    pixels = ink + (paper - ink) * blurred + light
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
 def finished(image: Image.Image, rng: random.Random, dark: bool, noise: float) -> Image.Image:
     image = image.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     if dark:
@@ -163,7 +183,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=HERE / "handwriting")
-    parser.add_argument("--per-digit", type=int, default=16, help="page drawings of each digit")
+    parser.add_argument("--per-digit", type=int, default=24, help="page drawings of each digit")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -178,16 +198,23 @@ def main() -> None:
 
     handler = partial(QuietFiles, directory=str(SERVING))
     files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    files.handle_error = lambda request, address: None  # a reload cuts the page's last request short
     threading.Thread(target=files.serve_forever, daemon=True).start()
     driver = browser()
+    page = f"http://127.0.0.1:{files.server_port}/page/index.html"
     try:
-        driver.get(f"http://127.0.0.1:{files.server_port}/page/index.html")
         for digit in range(10):
             for i in range(args.per_digit):
                 size = rng.choice((90, 130, 170, 210, 250))
-                image = drawn_on_the_page(driver, page_strokes(digit, rng, size))
+                strokes = page_strokes(digit, rng, size)
+                # The page's pen, or thicker (a marker); the thickest only on a large digit, where
+                # it still leaves the digit readable.
+                pen = rng.choice((0, 0, 6, 12) if size >= 170 else (0, 0, 6))
+                image = drawn_on_the_page(driver, page, thickened(strokes, pen) if pen else strokes)
                 dark = i % 4 == 3
-                save("page", digit, f"p{i:02d}-h{size}", finished(image, rng, dark, noise=0.0), dark)
+                if i % 5 == 4:  # photographed: blurred, grey paper, faint ink
+                    image = photographed(image, rng)
+                save("page", digit, f"p{i:02d}-h{size}-w{pen}", finished(image, rng, dark, noise=0.0), dark)
     finally:
         driver.quit()
         files.shutdown()
