@@ -121,6 +121,15 @@ def test_transform_moves_and_turns_pixels_as_asked():
     assert moved[0, 4, 3, 0] == pytest.approx(1.0) and moved.sum() == pytest.approx(1.0)
     turned = transformed(image, tf.constant([np.pi / 2]), tf.constant([0.0]), tf.constant([0.0])).numpy()
     assert turned[0, 5, 3, 0] == pytest.approx(1.0, abs=1e-5)  # a quarter turn: right goes down
+    zero = tf.constant([0.0])
+    doubled = transformed(image, zero, zero, zero, tf.constant([2.0])).numpy()
+    assert doubled[0, 3, 3, 0] == 0.0 and doubled[0, 3, 6, 0] > 0.0  # twice as far from the centre
+
+
+def augment(**levers):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"shift": 0.0, "rotation": 0.0, **levers})
 
 
 def test_augmentation_changes_images_the_same_way_for_the_same_seed():
@@ -130,11 +139,27 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 
     images = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
     seed = tf.constant([3, 4], tf.int64)
-    first = augmented(images, seed, 0.1, 10.0).numpy()
+    every = augment(shift=0.1, rotation=10.0, scale=0.15, thickness=0.5, low_resolution=0.5)
+    first = augmented(images, seed, every).numpy()
     assert first.shape == images.shape and first.min() >= 0.0 and first.max() <= 1.0
     assert not np.allclose(first, images)
-    assert np.array_equal(first, augmented(images, seed, 0.1, 10.0).numpy())
-    assert np.allclose(augmented(images, seed, 0.0, 0.0).numpy(), images, atol=1e-6)  # off: unchanged
+    assert np.array_equal(first, augmented(images, seed, every).numpy())
+    assert np.allclose(augmented(images, seed, augment()).numpy(), images, atol=1e-6)  # off: unchanged
+
+
+def test_thickness_and_low_resolution_change_the_strokes_as_asked():
+    import tensorflow as tf
+
+    from mnist_hydra.data.pipeline import augmented
+
+    stroke = np.zeros((64, 28, 28, 1), "float32")
+    stroke[:, 6:22, 13:15, 0] = 1.0  # a vertical bar two pixels wide
+    seed = tf.constant([1, 2], tf.int64)
+    widths = np.rint((augmented(stroke, seed, augment(thickness=1.0)).numpy() > 0.5).sum(axis=(1, 2, 3)) / 16)
+    assert set(widths.tolist()) == {1, 3}  # a pixel thinner or thicker: never left as it was
+    low = augmented(stroke, seed, augment(low_resolution=1.0)).numpy()
+    blurred = ((low > 0.05) & (low < 0.95)).any(axis=(1, 2, 3))
+    assert blurred.all() and np.allclose(low.sum(axis=(1, 2, 3)), stroke.sum(axis=(1, 2, 3)), rtol=0.1)
 
 
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(train_run, tmp_path):

@@ -163,6 +163,9 @@ class MLflowTrackerConfig(TargetConfig):
 class AugmentConfig:
     shift: float = MISSING  # fraction of the image's height/width
     rotation: float = MISSING  # degrees
+    scale: float = 0.0  # fraction either way
+    thickness: float = 0.0  # share of images
+    low_resolution: float = 0.0  # share of images
 
 
 @dataclass

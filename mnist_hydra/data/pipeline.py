@@ -26,12 +26,12 @@ def training_batches(
         .batch(batch_size)
         .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
     )
-    if augment.shift or augment.rotation:
+    if any(augment.get(lever, 0) for lever in LEVERS):
         # One random seed per batch, from a seeded stream: the same run gets the same images.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
             lambda batch, batch_seed: (
-                augmented(batch[0], batch_seed, augment.shift, augment.rotation),
+                augmented(batch[0], batch_seed, augment),
                 batch[1],
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -51,25 +51,65 @@ def prediction_batches(x: np.ndarray, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def augmented(images: tf.Tensor, seed: tf.Tensor, shift: float, rotation: float) -> tf.Tensor:
-    """Each image moved by up to `shift` of its size and turned by up to `rotation` degrees."""
+LEVERS = ("shift", "rotation", "scale", "thickness", "low_resolution")
+
+
+def augmented(images: tf.Tensor, seed: tf.Tensor, augment: DictConfig) -> tf.Tensor:
+    """Each image moved by up to `shift` of its size, turned by up to `rotation` degrees and
+    scaled by up to `scale` either way; then with `thickness`, a share of the images' strokes
+    made thicker or thinner by a pixel; with `low_resolution`, a share seen at 7 to 14 pixels
+    and brought back up (a photo or scan at low resolution)."""
     count = tf.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
     seed = tf.cast(seed, tf.int64)
+    shift, rotation, scale = augment.shift, augment.rotation, augment.get("scale", 0.0)
     angles = tf.random.stateless_uniform([count], seed, -1.0, 1.0) * (rotation * math.pi / 180)
     dx = tf.random.stateless_uniform([count], seed + 1, -1.0, 1.0) * (shift * width)
     dy = tf.random.stateless_uniform([count], seed + 2, -1.0, 1.0) * (shift * height)
-    return transformed(images, angles, dx, dy)
+    scales = 1.0 + tf.random.stateless_uniform([count], seed + 3, -1.0, 1.0) * scale
+    images = transformed(images, angles, dx, dy, scales)
+    if augment.get("thickness", 0.0):
+        images = thickness_changed(images, seed + 4, augment.thickness)
+    if augment.get("low_resolution", 0.0):
+        images = low_resolution(images, seed + 6, augment.low_resolution)
+    return images
 
 
-def transformed(images: tf.Tensor, angles: tf.Tensor, dx: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
-    """Rotate each image by its angle (radians, about the centre) and move it by (dx, dy) pixels.
+def thickness_changed(images: tf.Tensor, seed: tf.Tensor, share: float) -> tf.Tensor:
+    """A `share` of the images with strokes a pixel thicker (dilated) or thinner (eroded), half each."""
+    count = tf.shape(images)[0]
+    pick = tf.random.stateless_uniform([count, 1, 1, 1], seed, 0.0, 1.0)
+    # A 2x2 window: one pixel more or less across a stroke (3x3 would take two off, and a
+    # thin stroke would vanish).
+    thicker = tf.nn.max_pool2d(images, 2, 1, "SAME")
+    thinner = -tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    images = tf.where(pick < share / 2, thicker, images)
+    return tf.where((pick >= share / 2) & (pick < share), thinner, images)
+
+
+def low_resolution(images: tf.Tensor, seed: tf.Tensor, share: float) -> tf.Tensor:
+    """A `share` of the images averaged down to 7-14 pixels a side (one size per batch) and back up."""
+    count = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    side = tf.random.stateless_uniform([], seed, 7, 15, dtype=tf.int32)
+    small = tf.image.resize(images, tf.stack([side, side]), method="area")
+    blurred = tf.image.resize(small, [height, width], method="bilinear")
+    pick = tf.random.stateless_uniform([count, 1, 1, 1], seed + 1, 0.0, 1.0)
+    return tf.where(pick < share, blurred, images)
+
+
+def transformed(
+    images: tf.Tensor, angles: tf.Tensor, dx: tf.Tensor, dy: tf.Tensor, scales: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Rotate each image by its angle (radians, about the centre), scale it by its factor (about
+    the centre) and move it by (dx, dy) pixels.
 
     Pixels from outside the image are black (0), like MNIST's background.
     """
     height, width = images.shape[1], images.shape[2]
     cx, cy = (width - 1) / 2, (height - 1) / 2
-    cos, sin = tf.cos(angles), tf.sin(angles)
+    scales = tf.ones_like(angles) if scales is None else scales
+    cos, sin = tf.cos(angles) / scales, tf.sin(angles) / scales
     # The transform maps each output pixel back to where it comes from in the input:
     # input = R(-angle) (output - centre - shift) + centre.
     ox, oy = cx + dx, cy + dy
