@@ -16,19 +16,12 @@ import tempfile
 from pathlib import Path
 
 from mnist_hydra.console import tensorflow_start_quieted
-from mnist_hydra.machine import reported_flags
+from mnist_hydra.machine import cpu_name, reported_flags
 
 with tensorflow_start_quieted():
     from mnist_hydra.inference.prediction import predict
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def score(run: Path, images: list[Path]) -> dict:

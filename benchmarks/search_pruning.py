@@ -24,16 +24,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mnist_hydra.machine import reported_flags
+from mnist_hydra.machine import cpu_name, reported_flags
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def search(folder: Path, args, *overrides: str) -> dict:

@@ -44,6 +44,12 @@ def keep_tensorflow_to_errors() -> None:
         os.environ[LEVEL], os.environ[OURS] = "2", "1"
 
 
+def start_devices_quietly() -> None:
+    """Let TensorFlow set up its devices now (after the threads are set), without its notices."""
+    with tensorflow_start_quieted(start_devices=True):
+        pass
+
+
 @contextmanager
 def tensorflow_start_quieted(start_devices: bool = True):
     """For the block (the import of a command's heavy part): TensorFlow's start-up notices

@@ -29,6 +29,17 @@ def cpu_flags() -> frozenset:
     return frozenset()
 
 
+def cpu_name() -> str:
+    """The CPU's model name, for the figures a benchmark prints."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def reported_flags() -> list[str]:
     return [flag for flag in REPORTED_FLAGS if flag in cpu_flags()]
 

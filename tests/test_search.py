@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
+from test_sweeps import read_summary, sweep_started, wait_for_a_backup
 
 import mnist_hydra.train  # noqa: F401  (registers our schemas, sweeper and resolvers)
 from hydra_plugins.mnist_hydra_launchers._search import Search
@@ -430,10 +431,7 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_p
         cwd=tmp_path,
     )
     assert first.returncode == 0, first.stderr
-    import csv
-
-    with open(tmp_path / "first" / "summary.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = read_summary(tmp_path / "first")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"ok", "failed"}
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(r["val_accuracy"] for r in ok), "the search needs validation numbers"
@@ -459,8 +457,6 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_p
 
 @pytest.mark.slow
 def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(tmp_path):
-    from test_sweeps import sweep_started, wait_for_a_backup
-
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = ["hparams_search=optuna", "hydra/sweeper/pruner=none", f"hydra.sweeper.storage={storage}"]
     sweep = sweep_started(tmp_path, *search, "trainer.epochs=3", f"hydra.sweep.dir={tmp_path / 'killed'}")

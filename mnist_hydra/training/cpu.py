@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 
-from mnist_hydra.console import tensorflow_start_quieted
+from mnist_hydra.console import start_devices_quietly
 from mnist_hydra.machine import native_bf16
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,7 @@ def use_threads(threads: int) -> None:
                 "TensorFlow already runs with %s threads in this process; %d asked for", current, threads
             )
         return
-    with tensorflow_start_quieted():  # TensorFlow starts its devices now: without its notices
-        pass
+    start_devices_quietly()
     log.info("TensorFlow threads: %d per op", threads)
 
 
