@@ -52,6 +52,9 @@ def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, cap
         ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is not allowed"),
         ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
         ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
+        ("trainer.augment.scale=0.9", "trainer.augment.scale=0.9 is not allowed: a number in [0, 0.5]"),
+        ("trainer.augment.thickness=1.5", "trainer.augment.thickness=1.5 is not allowed"),
+        ("trainer.augment.low_resolution=-0.1", "trainer.augment.low_resolution=-0.1 is not allowed"),
         (
             "trainer.jit_compile=true",
             "trainer.jit_compile=True is not allowed: true only with trainer.deterministic=false",

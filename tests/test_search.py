@@ -7,6 +7,7 @@ a pruned trial, a failing one, trials under joblib, and a killed search continue
 
 import gzip
 import os
+import re
 import shutil
 import signal
 import threading
@@ -300,6 +301,16 @@ def test_parallel_tpe_counts_running_trials_as_poor_ones(tmp_path):
         search = Search(cfg, StandInLauncher({}))
         search.space, search.fixed = search_space(["x=interval(0,1)"])
         assert search._open_study().sampler._constant_liar is liar
+
+
+@pytest.mark.parametrize(
+    "direction,message",
+    [("up", "hydra.sweeper.direction=up: give minimize or maximize"), ("[maximize,minimize]", "2 direction")],
+)
+def test_a_direction_that_does_not_fit_is_refused_in_one_line(tmp_path, direction, message):
+    cfg = search_config(tmp_path, f"hydra.sweeper.direction={direction}")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Search(cfg, StandInLauncher({})).run([])
 
 
 def test_pruning_needs_one_validation_objective(tmp_path):
