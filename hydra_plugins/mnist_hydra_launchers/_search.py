@@ -21,9 +21,10 @@ from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS
 from mnist_hydra.config.schema import objectives
 from mnist_hydra.errors import ConfigError, JobPruned, MnistHydraError, first_line
 from mnist_hydra.files import write_text
+from mnist_hydra.search.job import prunes
 from mnist_hydra.search.plots import plot_study
 from mnist_hydra.search.space import as_override, grid, search_space
-from mnist_hydra.search.study import abandoned_trials, mark_as_ours, optuna_object, storage_for
+from mnist_hydra.search.study import JOURNAL, abandoned_trials, mark_as_ours, optuna_object, storage_for
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our lines say what happened, once each
@@ -36,7 +37,7 @@ class Search:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.objectives = objectives(config.objective)
         self.directions = _directions(self.settings.direction, self.objectives)
-        self.pruning = not str(self.settings.pruner._target_).endswith("NopPruner")
+        self.pruning = prunes(self.settings.pruner)
         self.job_idx, self.failures, self.told = 0, [], 0
 
     def run(self, arguments: list[str]) -> None:
@@ -54,7 +55,7 @@ class Search:
             "Optuna %s: study %s (%s), %s, %s; %d trials, %d at once%s",
             optuna.__version__,
             study.study_name,
-            self.settings.storage or f"{self.sweep_dir}/optuna.journal",
+            self.settings.storage or self.sweep_dir / JOURNAL,
             type(study.sampler).__name__,
             type(study.pruner).__name__,
             n_trials,

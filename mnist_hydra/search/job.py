@@ -10,6 +10,11 @@ from omegaconf import DictConfig
 SWEEPER = "hydra_plugins.mnist_hydra_launchers.optuna_sweeper.OptunaSweeper"
 
 
+def prunes(pruner: DictConfig) -> bool:
+    """Whether a pruner config stops trials at all (`none` is Optuna's NopPruner)."""
+    return not str(pruner._target_).endswith("NopPruner")
+
+
 @dataclass(frozen=True)
 class TrialAddress:
     number: int
@@ -21,7 +26,7 @@ class TrialAddress:
 
     @property
     def pruning(self) -> bool:
-        return not str(self.pruner._target_).endswith("NopPruner")
+        return prunes(self.pruner)
 
 
 def trial_of(hydra_cfg: DictConfig) -> Optional[TrialAddress]:
