@@ -98,7 +98,7 @@ def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
 
     from mnist_hydra.data.pipeline import training_batches
 
-    x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), "float32")
+    x = np.arange(10, dtype="uint8").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 1), "uint8")
     y = np.eye(10, dtype="float32")
     no_augment = OmegaConf.create({"shift": 0.0, "rotation": 0.0})
     batches, steps = training_batches(x, y, 4, seed=1, augment=no_augment)
@@ -111,6 +111,25 @@ def test_training_batches_show_each_image_once_per_epoch_in_a_new_order():
     assert epochs[0] != epochs[1]
     again, _ = training_batches(x, y, 4, seed=1, augment=no_augment)
     assert [int(v) for v in np.argmax(next(iter(again))[1], axis=1)] == epochs[0][:4]  # seeded
+
+
+def test_training_batches_scale_pixels_exactly_as_the_model_inputs_are():
+    """The pipeline keeps uint8 pixels and scales each batch; the floats must be the very
+    ones data.to_model_inputs gives to evaluate, predict and serve."""
+    from omegaconf import OmegaConf
+
+    from mnist_hydra.data import Split, to_model_inputs
+    from mnist_hydra.data.pipeline import training_batches
+
+    pixels = np.arange(256, dtype="uint8").reshape(256, 1, 1, 1)
+    expected, labels = to_model_inputs(Split(pixels, np.arange(256) % 10), 10)
+    no_augment = OmegaConf.create({"shift": 0.0, "rotation": 0.0})
+    batches, _ = training_batches(pixels, labels, 256, seed=1, augment=no_augment)
+    images, one_hot = next(iter(batches))
+    order = np.argsort(images.numpy().ravel())
+    assert images.dtype == "float32"
+    assert np.array_equal(images.numpy()[order], expected)  # bit for bit
+    assert np.array_equal(one_hot.numpy()[order], labels)
 
 
 def test_transform_moves_and_turns_pixels_as_asked():

@@ -68,6 +68,8 @@ class Dataset:
 
 def to_model_inputs(split: Split, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixels scaled to [0, 1], and one-hot labels, as the recipe has them."""
-    images = split.images.astype(np.float32) / 255.0
-    one_hot = np.eye(num_classes, dtype=np.float32)[split.labels]
-    return images, one_hot
+    return split.images.astype(np.float32) / 255.0, one_hot(split.labels, num_classes)
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels]

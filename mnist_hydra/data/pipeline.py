@@ -1,10 +1,12 @@
 """The training images as one prepared tf.data pipeline, and their random augmentation.
 
-The arrays are already cast and scaled (data.to_model_inputs). They go into TensorFlow
-once; every epoch then shuffles indices, gathers batches, optionally shifts and rotates
-them, and prefetches the next batch while a step runs. The pipeline repeats, and Keras
-takes `steps_per_epoch` batches from it per epoch: one iterator for the whole run, where
-`fit(x, y)` builds a new one every epoch and at times sits idle while the old one stops.
+The images go into TensorFlow once, as the dataset's uint8 pixels (a quarter of the floats'
+memory, and no second copy of the training set to make first); every epoch then shuffles
+indices, gathers batches, scales them to [0, 1] exactly as data.to_model_inputs does,
+optionally shifts and rotates them, and prefetches the next batch while a step runs. The
+pipeline repeats, and Keras takes `steps_per_epoch` batches from it per epoch: one iterator
+for the whole run, where `fit(x, y)` builds a new one every epoch and at times sits idle
+while the old one stops.
 """
 
 import math
@@ -15,16 +17,17 @@ from omegaconf import DictConfig
 
 
 def training_batches(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: DictConfig
+    pixels: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: DictConfig
 ) -> tuple[tf.data.Dataset, int]:
-    """An endless, shuffled stream of batches, and how many of them make one epoch."""
-    images, labels = tf.constant(x), tf.constant(y)
-    count = len(x)
+    """An endless, shuffled stream of batches, and how many of them make one epoch.
+    `pixels`: (n, height, width, channels) uint8; `y`: one-hot labels."""
+    images, labels = tf.constant(pixels), tf.constant(y)
+    count = len(pixels)
     batches = (
         tf.data.Dataset.range(count)
         .shuffle(count, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+        .map(lambda index: (scaled(tf.gather(images, index)), tf.gather(labels, index)))
     )
     if any(augment.get(lever, 0) for lever in LEVERS):
         # One random seed per batch, from a seeded stream: the same run gets the same images.
@@ -38,6 +41,11 @@ def training_batches(
             deterministic=True,
         )
     return batches.repeat().prefetch(tf.data.AUTOTUNE), math.ceil(count / batch_size)
+
+
+def scaled(pixels: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels as floats in [0, 1]: the same numbers as data.to_model_inputs gives."""
+    return tf.cast(pixels, tf.float32) / 255.0
 
 
 def evaluation_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:

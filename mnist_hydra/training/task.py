@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from mnist_hydra.building import build
 from mnist_hydra.config.validate import check_split_sizes, validate
-from mnist_hydra.data import Dataset, Split, to_model_inputs
+from mnist_hydra.data import Dataset, Split, one_hot, to_model_inputs
 from mnist_hydra.data.pipeline import evaluation_batches, training_batches
 from mnist_hydra.errors import JobPruned
 from mnist_hydra.machine import cpu_share, reported_flags
@@ -96,20 +96,29 @@ def prepare_data(cfg: DictConfig) -> TrainingData:
     dataset = build("dataset", cfg.dataset)
     train_split, test_split = dataset.load()
     check_split_sizes(cfg, len(train_split.labels))
-    x_train, y_train = to_model_inputs(train_split, len(dataset.class_names))
-    kept = int(len(x_train) * (1 - cfg.trainer.validation_split))
+    count = len(train_split.labels)
+    kept = int(count * (1 - cfg.trainer.validation_split))
     batch_size = cfg.trainer.batch_size
+    held_out = Split(train_split.images[kept:], train_split.labels[kept:])
     validation = (
-        evaluation_batches(x_train[kept:], y_train[kept:], batch_size) if kept < len(x_train) else None
+        evaluation_batches(*to_model_inputs(held_out, len(dataset.class_names)), batch_size)
+        if kept < count
+        else None
     )
+    # The training images stay uint8 until each batch is drawn: converting all of them to
+    # floats first took longer than fast's whole training (docs/performance.md).
     batches, steps_per_epoch = training_batches(
-        x_train[:kept], y_train[:kept], batch_size, cfg.seed, cfg.trainer.augment
+        train_split.images[:kept],
+        one_hot(train_split.labels[:kept], len(dataset.class_names)),
+        batch_size,
+        cfg.seed,
+        cfg.trainer.augment,
     )
     log.info(
         "Data: %s, %d training (%d held out for validation) and %d test images of %s, %d classes",
         dataset.name,
         kept,
-        len(x_train) - kept,
+        count - kept,
         len(test_split.labels),
         "x".join(map(str, dataset.image_shape)),
         len(dataset.class_names),
