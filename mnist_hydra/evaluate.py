@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_evaluate
 from mnist_hydra.console import tensorflow_start_quieted
+from mnist_hydra.process import run_then_exit, task_returned
 
 register_schemas()
 
@@ -27,8 +28,15 @@ def main(cfg: DictConfig) -> float:
         from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    return evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code)["test_accuracy"]
+    metrics = evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code)
+    task_returned()
+    return metrics["test_accuracy"]
+
+
+def cli() -> None:
+    """The command line: main(), then a quick exit after a single run (mnist_hydra/process.py)."""
+    run_then_exit(main)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_export
 from mnist_hydra.console import tensorflow_start_quieted
+from mnist_hydra.process import run_then_exit, task_returned
 
 register_schemas()
 
@@ -23,7 +24,13 @@ def main(cfg: DictConfig) -> None:
         from mnist_hydra.inference.exporting import export  # TensorFlow loads here
 
     print(f"Exported to {export(cfg.ckpt_path, cfg.format, cfg.trust_run_code, cfg.output_dir)}")
+    task_returned()
+
+
+def cli() -> None:
+    """The command line: main(), then a quick exit after a single run (mnist_hydra/process.py)."""
+    run_then_exit(main)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_predict
 from mnist_hydra.console import tensorflow_start_quieted
+from mnist_hydra.process import run_then_exit, task_returned
 
 register_schemas()
 
@@ -28,7 +29,13 @@ def main(cfg: DictConfig) -> None:
         from mnist_hydra.inference.prediction import predict  # TensorFlow loads here
 
     predict(cfg.ckpt_path, list(cfg.images), Path(HydraConfig.get().runtime.output_dir), cfg.trust_run_code)
+    task_returned()
+
+
+def cli() -> None:
+    """The command line: main(), then a quick exit after a single run (mnist_hydra/process.py)."""
+    run_then_exit(main)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

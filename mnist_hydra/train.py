@@ -11,6 +11,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
@@ -18,6 +19,7 @@ from mnist_hydra.config.schema import objectives, register_schemas, search_direc
 from mnist_hydra.config.validate import validate
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.machine import use_onednn
+from mnist_hydra.process import run_then_exit, task_returned
 from mnist_hydra.run_folders import release
 from mnist_hydra.search.job import trial_of
 from mnist_hydra.training.guard import job_folder, run_folder
@@ -36,6 +38,11 @@ def main(cfg: DictConfig) -> float | list[float]:
     a list of values for a list of objectives."""
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)  # claimed before Hydra wrote into it (training/guard.py)
+    if hydra_cfg.mode == RunMode.RUN and hydra_cfg.sweeper.get("params"):  # e.g. experiment=ensemble
+        log.warning(
+            "This config sweeps %s with -m; without -m this is one run, of the values composed",
+            ", ".join(hydra_cfg.sweeper.params),
+        )
     try:
         validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
         log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
@@ -44,6 +51,7 @@ def main(cfg: DictConfig) -> float | list[float]:
 
         metrics = train(cfg, output_dir, hydra_cfg.launcher, trial_of(hydra_cfg))
         values = [metrics[name] for name in objectives(cfg.objective)]
+        task_returned()
         return values[0] if isinstance(cfg.objective, str) else values
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # already logged and recorded; no traceback for a Ctrl-C
@@ -51,5 +59,10 @@ def main(cfg: DictConfig) -> float | list[float]:
         release(output_dir)  # for the next job of a sweep run in this process
 
 
+def cli() -> None:
+    """The command line: main(), then a quick exit after a single run (mnist_hydra/process.py)."""
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -23,6 +23,7 @@ class RunFiles(NamedTuple):
     class_names: list[str]  # as the run's dataset named them (an image folder's, from its folders)
     image_shape: tuple  # (height, width, channels) the model takes
     test_set_sha256: Optional[str]  # the fingerprint of the test set it was scored on (data.Split.sha256)
+    test_batch_size: int  # the batch size it was scored with (its training batch size before it was recorded)
 
 
 def locate_run(ckpt_path) -> RunFiles:
@@ -46,7 +47,10 @@ def locate_run(ckpt_path) -> RunFiles:
         dataset, record = config.dataset, {}
         class_names = list(dataset.get("class_names") or [])
         image_shape = (dataset.image_size, dataset.image_size, dataset.get("channels", 1))
-    return RunFiles(model_path, folder, config, class_names, image_shape, record.get("test_set_sha256"))
+    test_batch_size = record.get("test_batch_size") or config.trainer.batch_size
+    return RunFiles(
+        model_path, folder, config, class_names, image_shape, record.get("test_set_sha256"), test_batch_size
+    )
 
 
 def is_sweep(ckpt_path) -> bool:

@@ -67,7 +67,7 @@ def test_a_model_that_would_run_code_is_refused(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "unsafe.keras")
     with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
-        load_model(RunFiles(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,), None))
+        load_model(RunFiles(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,), None, 32))
 
 
 def test_a_broken_checkpoint_is_one_line(cli, trained_run, tmp_path):

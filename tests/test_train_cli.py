@@ -22,6 +22,9 @@ def check_run_folder(folder: Path) -> dict:
     assert METRIC_KEYS <= set(metrics)
     assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "hydra"}
     assert len(metrics["epoch_seconds"]) == len(metrics["history"]["loss"])
+    # The process skips Python's teardown once the run has returned (mnist_hydra/process.py):
+    # its log must still end with its last line.
+    assert "Outputs in" in (folder / "train.log").read_text().splitlines()[-1]
     return metrics
 
 
@@ -64,6 +67,7 @@ def test_two_smoke_runs_at_once_get_their_own_folders_and_the_same_numbers(tmp_p
     assert len(folders) == 2
     first, second = (check_run_folder(folder) for folder in folders)
     assert first["params"] == 1_045_576 and first["seed"] == 42
+    assert first["test_batch_size"] == 1000  # a smoke run trains in batches of 100
     assert first["test_accuracy"] == second["test_accuracy"]
     assert first["history"] == second["history"]
 

@@ -34,6 +34,7 @@ class TrainedRun(NamedTuple):
     class_names: list[str]
     image_shape: tuple
     test_set_sha256: Optional[str]
+    test_batch_size: int
     model: keras.Model
     dataset: Dataset
 

@@ -114,7 +114,11 @@ class MLflowTracker(Tracker):
 
     def finish(self, metrics: dict, model_path: Path) -> None:
         self.log_metrics(
-            {k: v for k, v in metrics.items() if k.startswith("test_") and isinstance(v, (int, float))}
+            {
+                k: v
+                for k, v in metrics.items()
+                if k.startswith("test_") and k != "test_batch_size" and isinstance(v, (int, float))
+            }
         )
         with self.locked():
             self.mlflow.log_artifact(str(model_path))
