@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import compose_train, load_dataset, metrics_of
+from omegaconf import OmegaConf
 
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.inference.loading import load_model
@@ -118,6 +119,36 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate
         run = metrics_of(Path(member["run"]))
         assert member["test_accuracy"] == pytest.approx(run["test_accuracy"])  # as each run reported
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
+
+
+def test_the_ensemble_preset_trains_its_varied_members_and_evaluate_scores_them_together(
+    cli, evaluate_run, tmp_path
+):
+    # experiment=ensemble on a tiny slice (debug=smoke: 300 images, one epoch per member).
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "mnist_hydra.train",
+        "-m",
+        "experiment=ensemble",
+        "debug=smoke",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    configs = [OmegaConf.load(sweep / str(job) / ".hydra" / "config.yaml") for job in range(5)]
+    assert [metrics_of(sweep / str(job))["status"] for job in range(5)] == ["completed"] * 5
+    # Members differ: seeds, kernels, depth, augmentation; each is best's net otherwise.
+    assert sorted(config.seed for config in configs) == [1, 2, 3, 4, 5]
+    assert configs[1].model.kernel_size == [5, 5, 3, 3] and configs[0].model.kernel_size == 3
+    assert configs[2].model.filters == [32, 32, 64, 64, 128] and not configs[2].model.dense_units
+    assert configs[3].trainer.augment.scale > 0 and configs[4].trainer.augment.low_resolution > 0
+    assert all(config.model.batch_norm and config.loss.label_smoothing == 0.1 for config in configs)
+
+    metrics = evaluate_run(tmp_path / "eval", f"ckpt_path={sweep}")
+    assert [member["run"] for member in metrics["members"]] == [str(sweep / str(job)) for job in range(5)]
+    for member in metrics["members"]:  # each scored as its run scored itself
+        assert member["test_accuracy"] == pytest.approx(metrics_of(Path(member["run"]))["test_accuracy"])
+    assert metrics["skipped"] == [] and metrics["tta_shift"] == 1  # best's test-time shifts, all five
 
 
 def test_an_ensemble_of_runs_on_different_test_sets_is_refused(cli, tmp_path):
