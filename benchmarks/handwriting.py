@@ -1,11 +1,12 @@
 """predict's accuracy on digits that are not MNIST's (benchmarks/handwriting/, made by
 handwriting_set.py): drawn on the page, rendered from fonts, and at low resolution.
 
-    python benchmarks/handwriting.py RUN [RUN ...]      (run folders of train)
+    python benchmarks/handwriting.py RUN [RUN ...]      (run folders of train, or sweeps)
 
 Each image goes through `predict` as a user's file would (the run's own preparation: dark on
 light inverted, cropped, fitted into 20x20, centred by mass). Prints each run's accuracy per
-source and in all, with the run's MNIST test accuracy beside it.
+source and in all, with the run's MNIST test accuracy beside it. A sweep's folder is read as
+`predict` reads it: one ensemble of its completed runs (its MNIST figure is evaluate's).
 """
 
 import argparse
@@ -47,8 +48,10 @@ def main() -> None:
     print(f"CPU: {cpu_name()}; flags: {' '.join(reported_flags())}; {len(images)} images in {args.set}")
     for run in args.runs:
         figures = score(run, images)
-        mnist = json.loads((run / "metrics.json").read_text()).get("test_accuracy")
-        print(f"{run}: MNIST test {100 * mnist:.2f}%; not MNIST: " + json.dumps(figures), flush=True)
+        record = run / "metrics.json"  # a sweep's folder has none
+        mnist = json.loads(record.read_text())["test_accuracy"] if record.is_file() else None
+        said = f"{100 * mnist:.2f}%" if mnist is not None else "(a sweep: see evaluate)"
+        print(f"{run}: MNIST test {said}; not MNIST: " + json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

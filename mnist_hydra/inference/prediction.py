@@ -3,7 +3,8 @@
 Each image is prepared the way the run's dataset prepares one (MNIST's digits: grayscale,
 inverted if dark on light, cropped, fitted into 20x20 and centred by mass; an image folder's:
 resized and converted to its channels). A file that cannot be used gets one line and the
-others are still predicted.
+others are still predicted. A sweep's folder predicts as one ensemble of its completed runs:
+the mean of their softmax outputs, as `evaluate` scores it.
 """
 
 import logging
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_hydra.errors import ImageError
+from mnist_hydra.errors import CheckpointError, ImageError
 from mnist_hydra.files import write_csv
-from mnist_hydra.inference.loading import open_run
+from mnist_hydra.inference.loading import TrainedRun, open_runs
 
 log = logging.getLogger(__name__)
 TOP = 3
@@ -21,8 +22,11 @@ COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s
 
 
 def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = False) -> list[dict]:
-    run = open_run(ckpt_path, trust_run_code)
-    class_names, model, dataset = run.class_names, run.model, run.dataset
+    members, skipped = open_runs(ckpt_path, trust_run_code)
+    for name in skipped:
+        log.warning("Skipped %s", name)
+    one_preparation(members)
+    class_names, dataset = members[0].class_names, members[0].dataset
 
     prepared, paths, failures = [], [], []
     for path in map(Path, images):
@@ -35,7 +39,8 @@ def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = Fa
 
     rows = []
     if prepared:
-        probabilities = model.predict(np.stack(prepared), verbose=0)
+        inputs = np.stack(prepared)
+        probabilities = np.mean([run.model.predict(inputs, verbose=0) for run in members], axis=0)
         for path, probs in zip(paths, probabilities):
             best = np.argsort(-probs)[:TOP]
             row = {"path": str(path), "predicted": class_names[best[0]]}
@@ -51,3 +56,18 @@ def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = Fa
     if failures:
         raise ImageError(f"{len(failures)} of {len(images)} images could not be read: {', '.join(failures)}")
     return rows
+
+
+def one_preparation(members: list[TrainedRun]) -> None:
+    """An ensemble's members must read an image the same way and name the same classes."""
+
+    def preparation(run: TrainedRun) -> tuple:
+        return run.class_names, tuple(run.image_shape), run.config.dataset._target_
+
+    first = members[0]
+    for run in members[1:]:
+        if preparation(run) != preparation(first):
+            raise CheckpointError(
+                f"an ensemble needs one dataset: {run.folder.name} was trained on other images or "
+                f"classes than {first.folder.name}"
+            )
