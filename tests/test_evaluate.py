@@ -1,6 +1,7 @@
 """Evaluating a run: the same accuracy as training reported, a report, the plots, and
 refusal of files that are not safe to load."""
 
+import csv
 import struct
 import zipfile
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import compose_train, load_dataset, metrics_of
 from omegaconf import OmegaConf
+from PIL import Image
 
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.inference.loading import load_model
@@ -121,7 +123,7 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
 
 
-def test_the_ensemble_preset_trains_its_varied_members_and_evaluate_scores_them_together(
+def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_take_together(
     cli, evaluate_run, tmp_path
 ):
     # experiment=ensemble on a tiny slice (debug=smoke: 300 images, one epoch per member).
@@ -149,6 +151,34 @@ def test_the_ensemble_preset_trains_its_varied_members_and_evaluate_scores_them_
     for member in metrics["members"]:  # each scored as its run scored itself
         assert member["test_accuracy"] == pytest.approx(metrics_of(Path(member["run"]))["test_accuracy"])
     assert metrics["skipped"] == [] and metrics["tta_shift"] == 1  # best's test-time shifts, all five
+
+    # predict answers for the sweep with the mean of its members' outputs.
+    import keras
+
+    from mnist_hydra.data.digits import to_mnist_style
+
+    _, test = load_dataset(configs[0].dataset)
+    paths = [tmp_path / f"digit{index}.png" for index in (0, 1)]
+    for path, image in zip(paths, test.images):
+        Image.fromarray(image[..., 0]).save(path)
+    result = cli(
+        "mnist_hydra.predict",
+        f"ckpt_path={sweep}",
+        f"images=[{','.join(map(str, paths))}]",
+        f"hydra.run.dir={tmp_path / 'predict'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "predict" / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    inputs = np.stack([to_mnist_style(image[..., 0] / 255.0)[..., None] for image in test.images[:2]])
+    outputs = [
+        keras.models.load_model(sweep / str(job) / "model.keras").predict(inputs, verbose=0)
+        for job in range(5)
+    ]
+    for row, probabilities in zip(rows, np.mean(outputs, axis=0)):
+        assert row["predicted"] == str(probabilities.argmax())
+        assert float(row["top1_probability"]) == pytest.approx(probabilities.max(), abs=1e-5)
 
 
 def test_an_ensemble_of_runs_on_different_test_sets_is_refused(cli, tmp_path):

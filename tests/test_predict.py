@@ -160,38 +160,3 @@ def test_predict_and_evaluate_refuse_a_model_that_does_not_fit_its_run(cli, trai
             "gives (None, 5), but its run's dataset mnist has 28x28x1 images and 10 classes" in result.stderr
         )
         assert "Traceback" not in result.stderr
-
-
-def test_predict_answers_for_a_sweep_with_the_mean_of_its_runs(cli, tmp_path):
-    import keras
-
-    sweep = tmp_path / "sweep"
-    result = cli(
-        "mnist_hydra.train", "-m", "debug=smoke", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    images, _ = mnist_test_images()
-    paths = []
-    for index in (9000, 9001):
-        paths.append(tmp_path / f"digit{index}.png")
-        Image.fromarray(images[index]).save(paths[-1])
-    result = cli(
-        "mnist_hydra.predict",
-        f"ckpt_path={sweep}",
-        f"images=[{','.join(map(str, paths))}]",
-        f"hydra.run.dir={tmp_path / 'predict'}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    with open(tmp_path / "predict" / "predictions.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
-    # Plain MNIST test digits are prepared to (almost) themselves: the members' mean answer.
-    inputs = np.stack([to_mnist_style(images[index] / 255.0)[..., None] for index in (9000, 9001)])
-    outputs = [
-        keras.models.load_model(sweep / job / "model.keras").predict(inputs, verbose=0) for job in "01"
-    ]
-    assert not np.allclose(outputs[0], outputs[1])  # two different members
-    mean = np.mean(outputs, axis=0)
-    for row, probabilities in zip(rows, mean):
-        assert row["predicted"] == str(probabilities.argmax())
-        assert float(row["top1_probability"]) == pytest.approx(probabilities.max(), abs=1e-5)
