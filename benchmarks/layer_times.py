@@ -4,7 +4,10 @@ Builds the preset's model as training would, then times, for each layer alone, t
 pass and the gradients with respect to its input and weights on one batch (the work that
 layer does in a training step), and the whole step of the compiled model (forward, backward
 and the optimizer's update). Prints each layer's share of the sum, its multiply-adds and
-its GFLOP/s, so that a lever is chosen for the layers that take the time.
+its GFLOP/s, so that a lever is chosen for the layers that take the time. Last, the input
+pipeline alone (training's own `tf.data` pipeline on random pixels, with the preset's
+augmentation): its time per batch, which the next batch's prefetching hides only while it is
+shorter than a step and the cores are not both busy with the step.
 
     python benchmarks/layer_times.py --preset fast
     python benchmarks/layer_times.py --preset fast model.kernel_size=[5,3] trainer.batch_size=128
@@ -89,16 +92,17 @@ def main() -> None:
         alone.build(x.shape)
 
         # Training needs no gradient with respect to the images, only to later layers' inputs.
-        sources = alone.trainable_variables if index == 0 else [x, *alone.trainable_variables]
-
+        # The input is an argument and the output is returned: a captured constant input would
+        # be folded away, and an unused forward pass pruned (conv2 then "ran" at 4 TFLOP/s).
         @tf.function
-        def step(x=x, alone=alone, sources=sources):
+        def step(x, alone=alone, index=index):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = alone(x, training=True)
-            return tape.gradient(y, sources)
+            sources = alone.trainable_variables if index == 0 else [x, *alone.trainable_variables]
+            return tf.reduce_sum(y), tape.gradient(y, sources)
 
-        rows.append((layer.name, best_of(step, args.repeats), multiply_adds(layer)))
+        rows.append((layer.name, best_of(lambda step=step, x=x: step(x), args.repeats), multiply_adds(layer)))
 
     images = tf.constant(np.random.rand(batch, *shape).astype("float32"))
     labels = tf.constant(keras.utils.to_categorical(np.random.randint(0, 10, batch), 10))
@@ -118,6 +122,36 @@ def main() -> None:
         print(f"{name:<22}{1000 * seconds:>10.2f}{seconds / total:>8.0%}{macs / 1e6:>10.2f}{flops:>9.1f}")
     print(f"{'sum of layers':<22}{1000 * total:>10.2f}")
     print(f"{'whole training step':<22}{1000 * whole:>10.2f}  (layers, loss and the optimizer's update)")
+    pipeline = pipeline_seconds(cfg, shape)
+    print(f"{'input pipeline':<22}{1000 * pipeline:>10.2f}  (a batch drawn alone: {augmentation(cfg)})")
+
+
+def augmentation(cfg) -> str:
+    levers = {name: value for name, value in cfg.trainer.augment.items() if value}
+    return ", ".join(f"{name} {value}" for name, value in levers.items()) or "no augmentation"
+
+
+def pipeline_seconds(cfg, shape: tuple, batches: int = 100) -> float:
+    """Seconds per batch of training's own pipeline, drawn with no model (median of 3 rounds)."""
+    import statistics
+
+    import numpy as np
+
+    from mnist_hydra.data import one_hot
+    from mnist_hydra.data.pipeline import training_batches
+
+    count = batches * cfg.trainer.batch_size
+    pixels = np.random.default_rng(0).integers(0, 256, (count, *shape), dtype=np.uint8)
+    labels = one_hot(np.arange(count) % 10, 10)
+    stream = iter(training_batches(pixels, labels, cfg.trainer.batch_size, 0, cfg.trainer.augment)[0])
+    next(stream)  # tracing and warm-up
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(stream)
+        rounds.append((time.perf_counter() - start) / batches)
+    return statistics.median(rounds)
 
 
 if __name__ == "__main__":
