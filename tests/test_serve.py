@@ -81,7 +81,7 @@ def test_the_api_answers_as_predict_prepares_and_the_model_reads(client, classif
         prepared = load_digit(path)
         assert np.abs(np.array(answer["image"]) - prepared).max() < 1e-4
         # ... and the probabilities are the model's for it.
-        expected = classifier.model.predict(prepared[None, ..., None], verbose=0)[0]
+        expected = classifier.run.model.predict(prepared[None, ..., None], verbose=0)[0]
         assert np.abs(np.array(answer["probabilities"]) - expected).max() < 1e-5
         assert answer["predicted"] == str(int(expected.argmax())) == answer["class_names"][answer["index"]]
         assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-4
@@ -452,7 +452,7 @@ def test_a_colour_image_folder_run_is_served_with_its_own_classes(cli, tmp_path)
     prepared = classifier.dataset.prepare(photo)  # predict's preparation: resized, RGB
     assert np.array(answer["image"]).shape == (16, 16, 3)
     assert np.abs(np.array(answer["image"]) - prepared).max() < 1e-4
-    expected = classifier.model.predict(prepared[None], verbose=0)[0]
+    expected = classifier.run.model.predict(prepared[None], verbose=0)[0]
     assert answer["predicted"] == ["blue", "green", "red"][int(expected.argmax())]
     assert np.abs(np.array(answer["probabilities"]) - expected).max() < 1e-5
 
@@ -504,3 +504,29 @@ def test_bad_serve_settings_are_one_line_errors(cli, override, message, tmp_path
     result = cli("mnist_hydra.serve", "ckpt_path=anything", override, cwd=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_sweep_is_served_as_one_ensemble_answering_its_members_mean(tmp_path):
+    from fastapi.testclient import TestClient
+    from test_trust import received_run
+
+    from mnist_hydra.serving.app import create_app
+    from mnist_hydra.serving.classifier import Classifier
+
+    sweep = tmp_path / "sweep"
+    for job in "01":  # two small models of their own random weights, as a sweep's jobs
+        received_run(sweep / job)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+    classifier = Classifier(sweep)
+    client = TestClient(create_app(classifier, Limits(max_bytes=200_000)), base_url=LOCAL)
+    described = client.get("/model").json()
+    assert described["run"] == str(sweep) and described["test_accuracy"] is None
+    assert [member["run"] for member in described["members"]] == [str(sweep / "0"), str(sweep / "1")]
+    assert described["parameters"] == 2 * 7850
+
+    images, _ = mnist_test_images()
+    answer = client.post("/predict", content=png_bytes(images[5])).json()
+    prepared = np.array(answer["image"])[None, ..., None]
+    outputs = [run.model.predict(prepared, verbose=0)[0] for run in classifier.members]
+    assert not np.allclose(outputs[0], outputs[1])
+    assert np.abs(np.array(answer["probabilities"]) - np.mean(outputs, axis=0)).max() < 1e-5

@@ -1,8 +1,8 @@
 """Opening a trained run for any command that reads one: its model, loaded safely, and the
 dataset it was trained on (which prepares a person's images the way it prepared its own).
 
-evaluate, predict, serve and export all start here; evaluate opens a sweep's completed runs
-the same way, one by one (mnist_hydra/trained_runs.py finds them).
+evaluate, predict, serve and export all start here; evaluate, predict and serve open a sweep's
+completed runs the same way, one by one, as one ensemble (mnist_hydra/trained_runs.py finds them).
 
 A run folder may have come from anyone, so nothing it says chooses code to run: the model
 loads with Keras' safe_mode, its dataset is built only if it is one of ours, and its model's
@@ -13,6 +13,7 @@ Reading a run).
 """
 
 import importlib
+import logging
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -23,6 +24,8 @@ from mnist_hydra.building import build
 from mnist_hydra.data import Dataset
 from mnist_hydra.errors import CheckpointError, first_line
 from mnist_hydra.trained_runs import RunFiles, locate_run, locate_runs
+
+log = logging.getLogger(__name__)
 
 
 class TrainedRun(NamedTuple):
@@ -48,6 +51,25 @@ def open_runs(ckpt_path, trust_run_code: bool = False) -> tuple[list[TrainedRun]
     """The run of `ckpt_path`, or a sweep's completed runs; and the jobs skipped (with why)."""
     located, skipped = locate_runs(ckpt_path)
     return [open_located(files, trust_run_code) for files in located], skipped
+
+
+def open_ensemble(ckpt_path, trust_run_code: bool = False) -> list[TrainedRun]:
+    """The run of `ckpt_path`, or a sweep's completed runs to answer together (predict, serve):
+    they must read an image the same way and name the same classes. Skipped jobs are logged."""
+    members, skipped = open_runs(ckpt_path, trust_run_code)
+    for name in skipped:
+        log.warning("Skipped %s", name)
+
+    def preparation(run: TrainedRun) -> tuple:
+        return run.class_names, tuple(run.image_shape), run.config.dataset._target_
+
+    for run in members[1:]:
+        if preparation(run) != preparation(members[0]):
+            raise CheckpointError(
+                f"an ensemble needs one dataset: {run.folder.name} was trained on other images or "
+                f"classes than {members[0].folder.name}"
+            )
+    return members
 
 
 def open_run(ckpt_path, trust_run_code: bool = False) -> TrainedRun:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_hydra.errors import CheckpointError, ImageError
+from mnist_hydra.errors import ImageError
 from mnist_hydra.files import write_csv
-from mnist_hydra.inference.loading import TrainedRun, open_runs
+from mnist_hydra.inference.loading import open_ensemble
 
 log = logging.getLogger(__name__)
 TOP = 3
@@ -22,10 +22,7 @@ COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s
 
 
 def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = False) -> list[dict]:
-    members, skipped = open_runs(ckpt_path, trust_run_code)
-    for name in skipped:
-        log.warning("Skipped %s", name)
-    one_preparation(members)
+    members = open_ensemble(ckpt_path, trust_run_code)
     class_names, dataset = members[0].class_names, members[0].dataset
 
     prepared, paths, failures = [], [], []
@@ -56,18 +53,3 @@ def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = Fa
     if failures:
         raise ImageError(f"{len(failures)} of {len(images)} images could not be read: {', '.join(failures)}")
     return rows
-
-
-def one_preparation(members: list[TrainedRun]) -> None:
-    """An ensemble's members must read an image the same way and name the same classes."""
-
-    def preparation(run: TrainedRun) -> tuple:
-        return run.class_names, tuple(run.image_shape), run.config.dataset._target_
-
-    first = members[0]
-    for run in members[1:]:
-        if preparation(run) != preparation(first):
-            raise CheckpointError(
-                f"an ensemble needs one dataset: {run.folder.name} was trained on other images or "
-                f"classes than {first.folder.name}"
-            )

@@ -1,11 +1,13 @@
-"""One trained run's model, loaded once, answering the images of concurrent requests together.
+"""One trained run's model (or a sweep's, as one ensemble), loaded once, answering the images
+of concurrent requests together.
 
 An image is prepared by its run's dataset, with the code `predict` uses (MNIST's digits:
 inverted if dark on light, cropped, fitted into 20x20, centred by mass), so that the page,
 the API and the command line always agree. Requests prepare their images in parallel; one
 thread then runs the model on whatever images are waiting, as one batch (docs/performance.md,
 Serving, has the measurement behind this: a model call on a batch of 20 costs a fifth per
-image).
+image). An ensemble's answer is the mean of its members' softmax outputs, as `evaluate` and
+`predict` give it.
 """
 
 import io
@@ -13,23 +15,25 @@ import json
 import queue
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 
 from mnist_hydra.data.images import MAX_PIXELS
-from mnist_hydra.inference.loading import open_run
+from mnist_hydra.inference.loading import open_ensemble
 
 MAX_BATCH = 64  # images per model call at most
 
 
 class Classifier:
     def __init__(self, ckpt_path, trust_run_code: bool = False):
-        self.run = open_run(
-            ckpt_path, trust_run_code
-        )  # safe_mode: a model file that would run code is refused
-        self.model, self.dataset = self.run.model, self.run.dataset
-        for size in (1, 2):  # traced now rather than on the first requests (then any batch size)
-            self.model.predict_on_batch(np.zeros((size, *self.run.image_shape), np.float32))
+        # safe_mode: a model file that would run code is refused
+        self.members = open_ensemble(ckpt_path, trust_run_code)
+        self.source = Path(str(ckpt_path)).expanduser()  # the run's folder or model file, or the sweep's
+        self.run, self.dataset = self.members[0], self.members[0].dataset  # all read images alike
+        for run in self.members:  # traced now rather than on the first requests (then any batch size)
+            for size in (1, 2):
+                run.model.predict_on_batch(np.zeros((size, *self.run.image_shape), np.float32))
         self._waiting: queue.Queue = queue.Queue()
         threading.Thread(target=self._answer_batches, name="model", daemon=True).start()
 
@@ -40,7 +44,10 @@ class Classifier:
             while len(batch) < MAX_BATCH and not self._waiting.empty():
                 batch.append(self._waiting.get())
             try:
-                outputs = np.asarray(self.model.predict_on_batch(np.stack([image for image, _ in batch])))
+                images = np.stack([image for image, _ in batch])
+                outputs = np.mean(
+                    [np.asarray(run.model.predict_on_batch(images)) for run in self.members], axis=0
+                )
             except Exception as error:  # each waiting request gets the error, the thread goes on
                 for _, answer in batch:
                     answer.set_exception(error)
@@ -67,17 +74,26 @@ class Classifier:
         }
 
     def describe(self) -> dict:
-        """What the page shows of the run: its name, dataset, classes and test accuracy."""
-        try:
-            record = json.loads((self.run.folder / "metrics.json").read_text())
-        except (OSError, ValueError):  # a model file without its run's record
-            record = {}
+        """What the page shows of the run: its name, dataset, classes and test accuracy (an
+        ensemble's: null, since only evaluate scores members together; each member's is listed)."""
+        members = [
+            {"run": str(run.folder), "model_file": str(run.model_path), "test_accuracy": test_accuracy(run)}
+            for run in self.members
+        ]
         return {
-            "run": str(self.run.folder),
-            "model_file": str(self.run.model_path),
+            "run": str(self.run.folder) if len(members) == 1 else str(self.source),
+            "model_file": members[0]["model_file"] if len(members) == 1 else None,
             "dataset": self.run.config.dataset.name,
             "class_names": self.run.class_names,
             "image_shape": list(self.run.image_shape),
-            "test_accuracy": record.get("test_accuracy"),
-            "parameters": int(self.model.count_params()),
+            "test_accuracy": members[0]["test_accuracy"] if len(members) == 1 else None,
+            "parameters": sum(int(run.model.count_params()) for run in self.members),
+            "members": members,
         }
+
+
+def test_accuracy(run) -> float | None:
+    try:
+        return json.loads((run.folder / "metrics.json").read_text()).get("test_accuracy")
+    except (OSError, ValueError):  # a model file without its run's record
+        return None

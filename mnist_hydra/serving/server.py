@@ -40,7 +40,12 @@ def serve(sock: socket.socket, ckpt_path, limits: Limits, trust_run_code: bool =
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     address = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-    print(f"Serving {classifier.run.folder} at {address}  (Ctrl+C stops)", flush=True)
+    what = (
+        classifier.run.folder
+        if len(classifier.members) == 1
+        else f"{classifier.source} ({len(classifier.members)} runs as one ensemble)"
+    )
+    print(f"Serving {what} at {address}  (Ctrl+C stops)", flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:

@@ -145,10 +145,15 @@ drop.addEventListener("drop", (event) => {
 });
 
 fetch("/model").then((response) => response.json()).then((run) => {
-  const accuracy = run.test_accuracy == null ? "test accuracy not recorded"
-    : `test accuracy ${(100 * run.test_accuracy).toFixed(2)}%`;
+  const percent = (accuracy) => `${(100 * accuracy).toFixed(2)}%`;
+  const ensemble = run.members.length > 1;
+  const recorded = run.members.map((member) => member.test_accuracy).filter((a) => a != null);
+  const accuracy = ensemble
+    ? `members' test accuracy ${recorded.map(percent).join(", ") || "not recorded"}`
+    : run.test_accuracy == null ? "test accuracy not recorded" : `test accuracy ${percent(run.test_accuracy)}`;
   const name = run.run.split("/").slice(-2).join("/");
+  const what = ensemble ? `Ensemble of ${run.members.length} runs, ${name}` : `Run ${name}`;
   document.getElementById("run").textContent =
-    `Run ${name} · dataset ${run.dataset} (${run.class_names.length} classes) · ${accuracy}`;
+    `${what} · dataset ${run.dataset} (${run.class_names.length} classes) · ${accuracy}`;
 });
 clearCanvas();
