@@ -7,6 +7,9 @@ Each image goes through `predict` as a user's file would (the run's own preparat
 light inverted, cropped, fitted into 20x20, centred by mass). Prints each run's accuracy per
 source and in all, with the run's MNIST test accuracy beside it. A sweep's folder is read as
 `predict` reads it: one ensemble of its completed runs (its MNIST figure is evaluate's).
+
+`--deskew` measures a preparation lever that is not in the product: each prepared digit also
+straightened by its image moments (its slant sheared away) and centred again.
 """
 
 import argparse
@@ -16,13 +19,37 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from mnist_hydra.console import tensorflow_start_quieted
+from mnist_hydra.data import digits
 from mnist_hydra.machine import cpu_name, reported_flags
 
 with tensorflow_start_quieted():
     from mnist_hydra.inference.prediction import predict
 
 HERE = Path(__file__).resolve().parent
+
+
+def deskewed(image: np.ndarray) -> np.ndarray:
+    """A 28x28 digit sheared so that its main axis stands upright (its moments' slant: 0)."""
+    ys, xs = np.mgrid[: image.shape[0], : image.shape[1]]
+    total = image.sum()
+    cy, cx = (ys * image).sum() / total, (xs * image).sum() / total
+    slant = (((ys - cy) * (xs - cx)) * image).sum() / (((ys - cy) ** 2) * image).sum()
+    # PIL maps each output pixel (x, y) back to the input's (x + slant (y - cy), y).
+    sheared = Image.fromarray(image.astype(np.float32), mode="F").transform(
+        image.shape[::-1], Image.AFFINE, (1, slant, -slant * cy, 0, 1, 0), resample=Image.BILINEAR
+    )
+    return np.clip(np.asarray(sheared, dtype=np.float32), 0.0, 1.0)
+
+
+def use_deskewing() -> None:
+    plain = digits.to_mnist_style
+    digits.to_mnist_style = lambda pixels, source="image": digits._centre_by_mass(
+        deskewed(plain(pixels, source))
+    )
 
 
 def score(run: Path, images: list[Path]) -> dict:
@@ -43,7 +70,10 @@ def main() -> None:
     )
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--set", type=Path, default=HERE / "handwriting")
+    parser.add_argument("--deskew", action="store_true", help="straighten each digit by its moments")
     args = parser.parse_args()
+    if args.deskew:
+        use_deskewing()
     images = sorted(args.set.glob("*/*/*.png"))
     print(f"CPU: {cpu_name()}; flags: {' '.join(reported_flags())}; {len(images)} images in {args.set}")
     for run in args.runs:
