@@ -166,6 +166,16 @@ PRESETS = {  # name: (parameters, the keys that make the recipe)
             "model.filters": [32, 32, 64, 64],
         },
     ),
+    "robust": (
+        331_306,
+        {
+            "trainer.epochs": 15,
+            "model.batch_norm": True,
+            "trainer.augment.shift": 0.1,
+            "trainer.augment.thickness": 0.3,
+            "trainer.augment.low_resolution": 0.3,
+        },
+    ),
 }
 
 
