@@ -1,7 +1,6 @@
 """Evaluating a run: the same accuracy as training reported, a report, the plots, and
 refusal of files that are not safe to load."""
 
-import csv
 import struct
 import zipfile
 from pathlib import Path
@@ -123,9 +122,7 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
 
 
-def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_take_together(
-    cli, evaluate_run, tmp_path
-):
+def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_take_together(cli, tmp_path):
     # experiment=ensemble on a tiny slice (debug=smoke: 300 images, one epoch per member).
     sweep = tmp_path / "sweep"
     result = cli(
@@ -146,7 +143,12 @@ def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_tak
     assert configs[3].trainer.augment.scale > 0 and configs[4].trainer.augment.low_resolution > 0
     assert all(config.model.batch_norm and config.loss.label_smoothing == 0.1 for config in configs)
 
-    metrics = evaluate_run(tmp_path / "eval", f"ckpt_path={sweep}")
+    # evaluate and predict in this process: their command lines on a sweep are tested above and
+    # in test_predict; here, what they make of the preset's five members.
+    from mnist_hydra.inference.prediction import predict
+    from mnist_hydra.reporting.evaluation import evaluate
+
+    metrics = evaluate(sweep, tmp_path / "eval")
     assert [member["run"] for member in metrics["members"]] == [str(sweep / str(job)) for job in range(5)]
     for member in metrics["members"]:  # each scored as its run scored itself
         assert member["test_accuracy"] == pytest.approx(metrics_of(Path(member["run"]))["test_accuracy"])
@@ -161,16 +163,8 @@ def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_tak
     paths = [tmp_path / f"digit{index}.png" for index in (0, 1)]
     for path, image in zip(paths, test.images):
         Image.fromarray(image[..., 0]).save(path)
-    result = cli(
-        "mnist_hydra.predict",
-        f"ckpt_path={sweep}",
-        f"images=[{','.join(map(str, paths))}]",
-        f"hydra.run.dir={tmp_path / 'predict'}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    with open(tmp_path / "predict" / "predictions.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
+    (tmp_path / "predict").mkdir()  # Hydra makes the run folder for the command line
+    rows = predict(sweep, paths, tmp_path / "predict")
     inputs = np.stack([to_mnist_style(image[..., 0] / 255.0)[..., None] for image in test.images[:2]])
     outputs = [
         keras.models.load_model(sweep / str(job) / "model.keras").predict(inputs, verbose=0)
