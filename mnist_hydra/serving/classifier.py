@@ -77,7 +77,11 @@ class Classifier:
         """What the page shows of the run: its name, dataset, classes and test accuracy (an
         ensemble's: null, since only evaluate scores members together; each member's is listed)."""
         members = [
-            {"run": str(run.folder), "model_file": str(run.model_path), "test_accuracy": test_accuracy(run)}
+            {
+                "run": str(run.folder),
+                "model_file": str(run.model_path),
+                "test_accuracy": recorded_test_accuracy(run),
+            }
             for run in self.members
         ]
         return {
@@ -92,7 +96,8 @@ class Classifier:
         }
 
 
-def test_accuracy(run) -> float | None:
+def recorded_test_accuracy(run) -> float | None:
+    """The test accuracy the run recorded in its metrics.json, if it has one."""
     try:
         return json.loads((run.folder / "metrics.json").read_text()).get("test_accuracy")
     except (OSError, ValueError):  # a model file without its run's record
