@@ -106,7 +106,7 @@ def prepare_data(cfg: DictConfig) -> TrainingData:
         else None
     )
     # The training images stay uint8 until each batch is drawn: converting all of them to
-    # floats first took longer than fast's whole training (docs/performance.md).
+    # floats first took 1 s of fast's 15 s process (docs/performance.md).
     batches, steps_per_epoch = training_batches(
         train_split.images[:kept],
         one_hot(train_split.labels[:kept], len(dataset.class_names)),
