@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from mnist_hydra.faults import kill_point
+from mnist_hydra.faults import fault_point
 
 TEMPORARY_MARK = ".partial."
 
@@ -40,7 +40,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         write(temporary)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
-        kill_point(f"write:{path.name}")  # tests only: a kill between the write and the rename
+        fault_point(f"write:{path.name}")  # tests only: a kill between the write and the rename
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -61,7 +61,7 @@ def write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary, old = temporary_name(path), temporary_name(path)
     try:
         write(temporary)
-        kill_point(f"write:{path.name}")  # tests only
+        fault_point(f"write:{path.name}")  # tests only
         if path.exists():
             os.rename(path, old)
         os.rename(temporary, path)

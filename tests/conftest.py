@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,35 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subp
         timeout=600,
         env={**os.environ, "HYDRA_FULL_ERROR": "", **(env or {})},
     )
+
+
+def hold_at(point: str, folder: Path, job: str | None = None) -> dict:
+    """The environment that holds a run (or only job `job` of a sweep) at `point`, until the test
+    signals it or calls release(folder) (mnist_hydra/faults.py): a test acts at that point, never
+    after a poll that a fast run could outpace."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    job_only = {"MNIST_HYDRA_TEST_HOLD_JOB": job} if job is not None else {}
+    return {"MNIST_HYDRA_TEST_HOLD_AT": point, "MNIST_HYDRA_TEST_HOLD_DIR": str(folder), **job_only}
+
+
+def wait_until_held(folder: Path, process: subprocess.Popen, job: str = "run", seconds: float = 600) -> int:
+    """Until `process`'s run (or its sweep's job `job`) is held at its point; the held process's pid.
+    Fails, saying what it waited for and what the process printed, if the process ends first."""
+    marker, deadline = Path(folder) / f"held-{job}", time.monotonic() + seconds
+    while not marker.exists():
+        if process.poll() is not None:
+            output = process.communicate(timeout=60)[0] or ""
+            ended = f"the process ended (exit {process.returncode}) before {marker.name}"
+            raise AssertionError(f"{ended}:\n{output[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {marker.name} within {seconds:.0f} s: the run never reached its hold")
+        time.sleep(0.05)
+    return int(marker.read_text())
+
+
+def release(folder: Path) -> None:
+    """Let every process held in `folder` go on."""
+    (Path(folder) / "release").touch()
 
 
 def metrics_of(run: Path) -> dict:

@@ -3,15 +3,15 @@ a live run's folder, a completed run and a run of another config are refused, un
 
 import fcntl
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import metrics_of
+from conftest import hold_at, metrics_of, wait_until_held
 
 # Three steps per epoch, three epochs: small, and still with a middle to be killed in.
 ARGS = [
@@ -78,20 +78,19 @@ def test_a_kill_at_any_point_resumes_with_each_epoch_once(cli, tmp_path, point, 
 
 @pytest.mark.slow
 def test_sigterm_is_recorded_as_interrupted(tmp_path):
+    holds = tmp_path / "holds"
     run = subprocess.Popen(
-        [sys.executable, "-m", "mnist_hydra.train", *ARGS, "dataset.train_limit=3000", "trainer.epochs=20"],
+        [sys.executable, "-m", "mnist_hydra.train", *ARGS],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **hold_at("epoch", holds)},  # after epoch 1's backup, of 3
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and run.poll() is None:
-        if list(tmp_path.glob("outputs/*/*/backup/state.json")):
-            run.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.05)
-    run.communicate(timeout=120)
+    wait_until_held(holds, run)
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, output
     folder = run_folder(tmp_path)
     metrics = metrics_of(folder)
     assert metrics["status"] == "interrupted"

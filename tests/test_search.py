@@ -5,6 +5,7 @@ ask/tell loop with a stand-in launcher (pruned, failed, batches or none). With t
 a pruned trial, a failing one, trials under joblib, and a killed search continued.
 """
 
+import collections
 import gzip
 import os
 import re
@@ -17,14 +18,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import SMOKE, metrics_of
+from conftest import SMOKE, hold_at, metrics_of, wait_until_held
 from hydra import compose, initialize_config_module
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
-from test_sweeps import read_summary, sweep_started, wait_for_a_backup
+from test_sweeps import read_summary, sweep_started
 
 import mnist_hydra.train  # noqa: F401  (registers our schemas, sweeper and resolvers)
 from hydra_plugins.mnist_hydra_launchers._search import Search
@@ -197,11 +198,14 @@ def test_a_trial_whose_sweep_process_is_gone_is_abandoned_and_a_live_ones_is_not
 
 
 class StandInLauncher:
-    """Runs no process: a job's outcome and duration come from its trial number."""
+    """Runs no process: a job's outcome comes from its trial number. `waits`: trial -> the trial
+    whose start it waits for before it ends (at most a minute), so that an order of events is
+    forced, never left to the clock."""
 
-    def __init__(self, outcomes: dict, seconds: dict | None = None):
-        self.outcomes, self.seconds = outcomes, seconds or {}
+    def __init__(self, outcomes: dict, waits: dict | None = None):
+        self.outcomes, self.waits = outcomes, waits or {}
         self.started, self.ended, self.launches = {}, {}, []
+        self.starts = collections.defaultdict(threading.Event)
 
     def launch(self, job_overrides, initial_job_idx):
         self.launches.append(len(job_overrides))
@@ -218,7 +222,9 @@ class StandInLauncher:
     def _job(self, overrides) -> JobReturn:
         trial = self._trial(overrides)
         self.started[trial] = time.monotonic()
-        time.sleep(self.seconds.get(trial, 0.0))
+        self.starts[trial].set()
+        if trial in self.waits:
+            self.starts[self.waits[trial]].wait(timeout=60)
         outcome = self.outcomes.get(trial, 0.5)
         self.ended[trial] = time.monotonic()
         if isinstance(outcome, Exception):
@@ -274,12 +280,9 @@ def test_a_search_in_which_no_trial_completed_says_so_in_one_line(tmp_path, capl
     assert "No trial of the search completed (2 pruned, 0 failed)" in caplog.text
 
 
-SLOW_FIRST = {0: 0.8, 1: 0.1, 2: 0.1, 3: 0.1}  # seconds per trial
-
-
 def test_with_a_launcher_that_can_a_trial_starts_as_soon_as_another_ends(tmp_path):
     cfg = search_config(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2")
-    launcher = OneByOneLauncher({}, SLOW_FIRST)
+    launcher = OneByOneLauncher({}, waits={0: 3})  # trial 0 ends only once trial 3 has started
     Search(cfg, launcher).run([])
     # Trials 2 and 3 took the core that trial 1 freed, while trial 0 still ran: no barrier.
     assert launcher.started[2] < launcher.ended[0] and launcher.started[3] < launcher.ended[0]
@@ -288,7 +291,7 @@ def test_with_a_launcher_that_can_a_trial_starts_as_soon_as_another_ends(tmp_pat
 
 def test_a_launcher_that_runs_batches_runs_trials_in_batches_of_n_jobs(tmp_path):
     cfg = search_config(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2")
-    launcher = StandInLauncher({}, SLOW_FIRST)
+    launcher = StandInLauncher({})
     Search(cfg, launcher).run([])
     assert launcher.launches == [2, 2] and launcher.started[2] >= launcher.ended[0]
 
@@ -470,8 +473,15 @@ def test_optuna_search_survives_a_failing_trial_and_resumes_its_study(cli, tmp_p
 def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = ["hparams_search=optuna", "hydra/sweeper/pruner=none", f"hydra.sweeper.storage={storage}"]
-    sweep = sweep_started(tmp_path, *search, "trainer.epochs=3", f"hydra.sweep.dir={tmp_path / 'killed'}")
-    wait_for_a_backup(tmp_path / "killed" / "0", sweep)
+    holds = tmp_path / "holds"
+    sweep = sweep_started(
+        tmp_path,
+        *search,
+        "trainer.epochs=2",
+        f"hydra.sweep.dir={tmp_path / 'killed'}",
+        env=hold_at("epoch", holds),
+    )
+    wait_until_held(holds, sweep, job="0")  # trial 0, part-way
     os.kill(sweep.pid, signal.SIGKILL)  # the trial runs in the sweep's process: both die
     sweep.communicate(timeout=60)
     study = optuna.load_study(study_name="mnist-hydra", storage=storage)

@@ -275,8 +275,8 @@ def test_a_request_too_slow_to_arrive_is_cut_off_and_the_server_goes_on(server):
     with socket.create_connection(("127.0.0.1", port), timeout=15) as slow:  # its head, a little of it
         slow.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
-        assert slow.recv(1000) == b""  # closed by the server (timeout=2), not by the client's 15 s
-        assert 1.5 < time.monotonic() - started < 8
+        assert slow.recv(1000) == b""  # closed by the server (the client's 15 s would raise)
+        assert time.monotonic() - started > 1.5  # after its timeout=2, not at once
     with socket.create_connection(("127.0.0.1", port), timeout=15) as slow:  # its head, then half a body
         slow.sendall(
             f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 1000\r\n\r\n".encode()
@@ -392,19 +392,24 @@ def test_the_page_shows_what_the_api_says_of_the_drawing(server, browser, tmp_pa
 
 
 def test_clear_while_an_answer_is_on_its_way_keeps_the_page_clear(server, browser):
-    import time
-
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server)
     WebDriverWait(browser, 30).until(lambda d: d.find_element("id", "run").text.startswith("Run "))
-    browser.execute_script(  # every answer arrives a second late
-        "const real = window.fetch;"
-        "window.fetch = (...a) => real(...a).then(r => new Promise(ok => setTimeout(() => ok(r), 1000)));"
+    # Every answer arrives a second late; once the page has read it (its JSON handed over, then one
+    # more turn of the event loop for what the page does with it), window.answersRead counts it.
+    browser.execute_script(
+        "window.asked = 0; window.answersRead = 0; const real = window.fetch;"
+        "window.fetch = (...a) => (window.asked++, real(...a)).then(r => new Promise(ok => setTimeout(() => {"
+        "  const json = r.json.bind(r);"
+        "  r.json = () => json().then(data => { setTimeout(() => window.answersRead++, 0); return data; });"
+        "  ok(r); }, 1000)));"
     )
     draw(browser, browser.find_element("id", "canvas"), [[(0, -90), *[(0, 12)] * 15]])
     browser.find_element("id", "clear").click()  # while the drawing's answer is on its way
-    time.sleep(2.5)
+    WebDriverWait(browser, 120).until(
+        lambda d: d.execute_script("return window.asked > 0 && window.answersRead === window.asked")
+    )
     assert browser.find_element("id", "predicted").text == "–"
     assert browser.find_element("id", "bars").text == ""
 

@@ -10,11 +10,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, compose_train, metrics_of
+from conftest import SMOKE, compose_train, hold_at, metrics_of, wait_until_held
 
 from mnist_hydra.reporting.sweep_summary import collect_rows, ranked, swept_keys, write_summary
 
@@ -258,19 +257,9 @@ def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(cli, t
 
 
 def sweep_started(folder: Path, *overrides: str, env: dict | None = None) -> subprocess.Popen:
-    """`python -m mnist_hydra.train -m` on 2,000 images, started and not waited for."""
+    """`python -m mnist_hydra.train -m` on 300 images, started and not waited for."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.train",
-            "-m",
-            "dataset.train_limit=2000",
-            "dataset.test_limit=100",
-            "trainer.batch_size=100",
-            "tracker=none",
-            *overrides,
-        ],
+        [sys.executable, "-m", "mnist_hydra.train", "-m", *TINY, "tracker=none", *overrides],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -279,28 +268,17 @@ def sweep_started(folder: Path, *overrides: str, env: dict | None = None) -> sub
     )
 
 
-def wait_for_a_backup(job: Path, sweep: subprocess.Popen) -> None:
-    """Until the job has backed up its first epoch (it is part-way), or the sweep has ended."""
-    deadline = time.monotonic() + 300
-    while backed_up_epochs(job) < 1 and sweep.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def backed_up_epochs(job: Path) -> int:
-    try:
-        return json.loads((job / "backup" / "state.json").read_text())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 @pytest.mark.slow
 def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_path):
-    job = tmp_path / "0"
+    job, holds = tmp_path / "0", tmp_path / "holds"
     sweep = sweep_started(
-        tmp_path, "hydra/launcher=submitit_local", "trainer.epochs=3", f"hydra.sweep.dir={tmp_path}"
+        tmp_path,
+        "hydra/launcher=submitit_local",
+        "trainer.epochs=3",
+        f"hydra.sweep.dir={tmp_path}",
+        env=hold_at("epoch", holds),  # held after epoch 1's backup; its requeued process is not held
     )
-    wait_for_a_backup(job, sweep)
-    first_pid = run_record(job)["pid"]
+    first_pid = wait_until_held(holds, sweep, job="0")
     before = json.loads((job / "epochs.json").read_text())
     os.kill(first_pid, signal.SIGUSR2)  # what SLURM sends before preempting (submitit's signal)
     output, _ = sweep.communicate(timeout=300)
@@ -313,7 +291,7 @@ def test_submitit_job_preempted_is_requeued_and_resumes_from_its_last_epoch(tmp_
     assert len(epochs) == 3
     logs = "".join(path.read_text() for path in tmp_path.glob(".submitit/*/*_log.*"))
     assert "Requeued job" in logs, "the job was not preempted part-way"
-    assert 1 <= len(before) < 3, "the job was not stopped part-way"
+    assert len(before) == 1
     assert epochs[0]["seconds"] == before[0]["seconds"]  # epoch 1 was not run again
 
 
@@ -408,17 +386,22 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
     from mnist_hydra.run_folders import live_holder
 
     (tmp_path / "tmp").mkdir()
+    holds = tmp_path / "holds"
     sweep = sweep_started(
         tmp_path,
         f"hydra/launcher={launcher}",
         *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []),
-        "trainer.epochs=6",
+        "trainer.epochs=2",
         "model.dropout=0.1,0.2,0.3",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        # joblib's scratch files go to TMPDIR (Ray's sockets would not fit a path this long)
-        env={"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {},
+        # joblib's scratch files go to TMPDIR (Ray's sockets would not fit a path this long).
+        # Every job is held after its first epoch's backup: none can end before the signal.
+        env={
+            **hold_at("epoch", holds),
+            **({"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {}),
+        },
     )
-    wait_for_a_backup(tmp_path / "sweep" / "0", sweep)
+    wait_until_held(holds, sweep, job="0")
     sweep.send_signal(signal.SIGTERM)
     output, _ = sweep.communicate(timeout=120)
     assert sweep.returncode == 128 + signal.SIGTERM, output

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 
 from mnist_hydra.errors import CheckpointError, first_line
+from mnist_hydra.faults import fault_point
 from mnist_hydra.files import write_atomically, write_json
 
 log = logging.getLogger(__name__)
@@ -53,3 +54,4 @@ class EpochBackup(keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*.weights.h5"):
             if old.name != weights:
                 old.unlink(missing_ok=True)
+        fault_point("epoch")  # tests only: the epoch is backed up whole

@@ -18,7 +18,7 @@ import numpy
 import tensorflow as tf
 
 from mnist_hydra.errors import first_line
-from mnist_hydra.faults import kill_point, kill_requested
+from mnist_hydra.faults import fault_point, requested
 from mnist_hydra.files import write_atomically, write_json
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,16 @@ def save_model(model: keras.Model, path: Path) -> None:
     write_atomically(path, model.save)
 
 
-class KillPoints(keras.callbacks.Callback):
-    """Tests only (mnist_hydra.faults): a kill at the end of a training batch."""
+class BatchFaultPoint(keras.callbacks.Callback):
+    """Tests only (mnist_hydra.faults): a kill or a hold at the end of a training batch."""
 
     def on_train_batch_end(self, batch, logs=None):
-        kill_point("batch")
+        fault_point("batch")
 
 
-def kill_point_callbacks() -> list:
+def fault_point_callbacks() -> list:
     """Per-batch hooks cost a little on every step: added only when a test asks for them."""
-    return [KillPoints()] if kill_requested("batch") else []
+    return [BatchFaultPoint()] if requested("batch") else []
 
 
 class EpochRecorder(keras.callbacks.Callback):

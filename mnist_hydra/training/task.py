@@ -32,7 +32,7 @@ from mnist_hydra.training.pruning import TrialReporter, trial_reporter
 from mnist_hydra.training.records import (
     EpochRecorder,
     RunRecord,
-    kill_point_callbacks,
+    fault_point_callbacks,
     library_versions,
     save_model,
     seed_everything,
@@ -184,7 +184,13 @@ def fit_and_test(
             shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
             verbose=progress_verbosity(cfg.trainer.verbose),
             # The backup last: once it holds an epoch, every record of that epoch is written.
-            callbacks=[epochs, *tracker.callbacks(), *kill_point_callbacks(), backup, *filter(None, [trial])],
+            callbacks=[
+                epochs,
+                *tracker.callbacks(),
+                *fault_point_callbacks(),
+                backup,
+                *filter(None, [trial]),
+            ],
         )
         if trial is not None and trial.stopped:
             return record_pruned(model, record, epochs, output_dir, trial)
