@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from mnist_hydra.config.model_checks import ACTIVATIONS
-from mnist_hydra.config.validate import check_split_sizes, validate
+from mnist_hydra.config.validate import training_batch_size, validate
 from mnist_hydra.errors import ConfigError
 
 GROUPS = {
@@ -188,25 +188,22 @@ def test_a_model_too_large_for_this_machines_memory_is_refused_naming_its_keys(o
 
 
 @pytest.mark.parametrize(
-    "overrides,images,key",
+    "overrides,images",
     [
-        (["trainer.validation_split=0.9"], 1000, "trainer.validation_split"),  # 100 left, batches of 500
-        (
-            ["trainer.validation_split=1e-17", "trainer.batch_size=100"],
-            300,
-            "trainer.validation_split",
-        ),  # none held out
-        (["trainer.batch_size=500"], 300, "trainer.batch_size"),  # fewer images than a batch
+        (["trainer.validation_split=0.9999"], 1000),  # none left to train on
+        (["trainer.validation_split=1e-17", "trainer.batch_size=100"], 300),  # none held out
     ],
 )
-def test_split_sizes_are_checked_once_the_images_are_counted(overrides, images, key):
-    with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: "):
-        check_split_sizes(compose_train(overrides), images)
+def test_split_sizes_are_checked_once_the_images_are_counted(overrides, images):
+    with pytest.raises(ConfigError, match=r"^trainer.validation_split=.* is not allowed: "):
+        training_batch_size(compose_train(overrides), images)
 
 
-def test_split_sizes_that_leave_batches_on_both_sides_are_accepted():
-    check_split_sizes(compose_train(["trainer.validation_split=0.1"]), 60_000)
-    check_split_sizes(compose_train(["trainer.batch_size=100"]), 300)
+def test_a_batch_larger_than_the_training_images_takes_them_all():
+    assert training_batch_size(compose_train(["trainer.validation_split=0.1"]), 60_000) == 500
+    assert training_batch_size(compose_train(["trainer.batch_size=100"]), 300) == 100
+    assert training_batch_size(compose_train([]), 48) == 48  # a small image folder: one batch of all
+    assert training_batch_size(compose_train(["trainer.validation_split=0.5"]), 600) == 300
 
 
 def test_a_pool_that_fits_is_accepted():
@@ -249,6 +246,10 @@ def test_each_optimizer_file_instantiates_its_keras_optimizer(name, cls):
         ("model.padding=same model.kernel_size=3000", "model.kernel_size=3000 is not allowed: at most 28"),
         ("seed=-1", "seed=-1 is not allowed: an int from 0 to 4294967295"),
         ("dataset=image_folder", "dataset.path is required"),
+        (
+            "+trainer.epoch=3",
+            "trainer.epoch is not a key of trainer (TrainerConfig) (did you mean trainer.epochs?)",
+        ),
     ],
 )
 def test_cli_reports_a_bad_value_in_one_line_without_traceback(cli, override, expected, tmp_path):
@@ -256,7 +257,7 @@ def test_cli_reports_a_bad_value_in_one_line_without_traceback(cli, override, ex
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("model.keras"))
+    assert list(tmp_path.iterdir()) == []  # refused before the run folder exists: nothing written
 
 
 @pytest.mark.slow
@@ -274,3 +275,19 @@ def test_help_and_cfg_answer_without_importing_tensorflow(app, flag):
 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_users_file_naming_the_custom_schema_keeps_its_own_keys(tmp_path):
+    """What an earlier README taught: `/schema/optimizer/custom@_here_`, then keys of one's own."""
+    (tmp_path / "optimizer").mkdir()
+    (tmp_path / "optimizer" / "my_adadelta.yaml").write_text(
+        "defaults:\n  - /schema/optimizer/custom@_here_\n  - _self_\n"
+        "_target_: keras.optimizers.Adadelta\nlearning_rate: 1.0\nrho: 0.9\n"
+    )
+    cfg = compose_train([f"hydra.searchpath=[file://{tmp_path}]", "optimizer=my_adadelta"])
+    validate(cfg)
+    assert cfg.optimizer.rho == 0.9
+    with pytest.raises(Exception, match="learning_rate"):  # the key the task reads is still typed
+        compose_train(
+            [f"hydra.searchpath=[file://{tmp_path}]", "optimizer=my_adadelta", "optimizer.learning_rate=x"]
+        )

@@ -8,7 +8,7 @@ fails at the command line. The dataclasses give types only; every default lives 
 files under `conf/`, where users read and change them.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -260,12 +260,14 @@ GROUP_SCHEMAS = {
         "none": TargetConfig,
     },
 }
-# `/schema/<group>/custom`: what users' files named before plain YAML worked; still accepted.
+# `/schema/<group>/custom`: what users' files named before plain YAML worked; still accepted,
+# with the keys the task reads typed and any others of the user's own (`takes_any_keys`).
 CUSTOM_BASES = {"dataset": DatasetConfig, "optimizer": OptimizerConfig}
 
 
 def _open(base) -> DictConfig:
-    node = OmegaConf.structured(base)
+    custom = make_dataclass(f"Custom{base.__name__}", [], bases=(base,), namespace={"takes_any_keys": True})
+    node = OmegaConf.structured(custom)
     OmegaConf.set_struct(node, False)  # room for the user's own keys
     return node
 

@@ -72,6 +72,8 @@ def refuse_unknown_keys(node: DictConfig, path: str = "") -> None:
     typo: `+trainer.epoch=3`) would be ignored, or fail deep inside Keras: refused here."""
     schema = OmegaConf.get_type(node)
     known = {field.name for field in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    if getattr(schema, "takes_any_keys", False):  # /schema/<group>/custom: a user's own keys
+        known = None
     for key in node.keys():
         name = f"{path}{key}"
         if known is not None and key not in known:
@@ -248,21 +250,17 @@ def _check_optimizer(optimizer: DictConfig) -> None:
         )
 
 
-def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
-    """Once the number of training images is known: the validation split must leave at least
-    one batch to train on, and hold at least one image itself."""
+def training_batch_size(cfg: DictConfig, train_images: int) -> int:
+    """Once the training images are counted: the batch to train with, `trainer.batch_size` or, when
+    fewer images are left to train on (a small image folder), all of them at once. A validation
+    split must leave at least one image to train on and hold out at least one itself."""
     split, batch = cfg.trainer.validation_split, cfg.trainer.batch_size
     kept = int(train_images * (1 - split))
-    if split == 0:
-        require(
-            batch <= train_images, "trainer.batch_size", batch, f"at most the {train_images} training images"
-        )
     require(
-        kept >= batch,
+        kept >= 1,
         "trainer.validation_split",
         split,
-        f"a fraction that leaves at least one batch ({batch}) of the {train_images} training images "
-        f"to train on; it leaves {kept}",
+        f"a fraction that leaves some of the {train_images} training images to train on; it leaves none",
     )
     require(
         split == 0 or kept < train_images,
@@ -270,6 +268,7 @@ def check_split_sizes(cfg: DictConfig, train_images: int) -> None:
         split,
         f"0, or a fraction that holds out at least one of the {train_images} training images",
     )
+    return min(batch, kept)
 
 
 def check_tta_shift(shift: int, image_size: int, key: str) -> None:

@@ -1,9 +1,11 @@
-"""Before a training run writes anything: its folder claimed, or the run refused in one line.
+"""Before a training run writes anything: its values checked and its folder claimed, or the run
+refused in one line.
 
-`RunFolderGuard` is a Hydra callback (train.yaml's hydra.callbacks): it claims a single run's
-folder before Hydra writes into it (mnist_hydra/run_folders.py says what that guarantees) and
-refuses what a sweep cannot do. `resume=true` finds the folder of the run to continue through
-the `mnist_hydra.run_folder` resolver on `hydra.run.dir`.
+`RunFolderGuard` is a Hydra callback (train.yaml's hydra.callbacks): it checks a single run's
+values (config/validate.py) before its folder exists, so that a refused command leaves nothing
+behind, then claims the folder before Hydra writes into it (mnist_hydra/run_folders.py says
+what that guarantees) and refuses what a sweep cannot do. `resume=true` finds the folder of the
+run to continue through the `mnist_hydra.run_folder` resolver on `hydra.run.dir`.
 
 A sweep's job is claimed where Hydra asks, for each job, where to save its config: the
 `mnist_hydra.job_folder` resolver on `hydra.output_subdir` runs in the job's process before
@@ -19,7 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from mnist_hydra.errors import RunFolderError, underlying
+from mnist_hydra.config.validate import validate
+from mnist_hydra.errors import ConfigError, RunFolderError, underlying
 from mnist_hydra.run_folders import FINISHED, claim, live_holder, run_status
 
 
@@ -73,6 +76,10 @@ class RunFolderGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # as the job will have it: ${hydra:...} resolves
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+        try:
+            validate(task)  # a bad value: one line, and no run folder (a sweep's jobs: in main())
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
         try:
             claim(Path(config.hydra.run.dir), task)  # resolving run.dir finds the run resume=true means
         except RunFolderError as error:

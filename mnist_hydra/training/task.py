@@ -16,7 +16,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from mnist_hydra.building import build
-from mnist_hydra.config.validate import check_split_sizes, validate
+from mnist_hydra.config.validate import training_batch_size, validate
 from mnist_hydra.data import Dataset, Split, one_hot, to_model_inputs
 from mnist_hydra.data.pipeline import evaluation_batches, training_batches
 from mnist_hydra.errors import JobPruned
@@ -95,10 +95,16 @@ def prepare_data(cfg: DictConfig) -> TrainingData:
     the validation split (like Keras': the last training images, before shuffling), the test split."""
     dataset = build("dataset", cfg.dataset)
     train_split, test_split = dataset.load()
-    check_split_sizes(cfg, len(train_split.labels))
     count = len(train_split.labels)
     kept = int(count * (1 - cfg.trainer.validation_split))
-    batch_size = cfg.trainer.batch_size
+    batch_size = training_batch_size(cfg, count)
+    if batch_size < cfg.trainer.batch_size:  # a small image folder
+        log.info(
+            "trainer.batch_size=%d is more than the %d images to train on: one batch of %d an epoch",
+            cfg.trainer.batch_size,
+            kept,
+            batch_size,
+        )
     held_out = Split(train_split.images[kept:], train_split.labels[kept:])
     validation = (
         evaluation_batches(*to_model_inputs(held_out, len(dataset.class_names)), batch_size)
