@@ -3,14 +3,20 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-READY := $(VENV)/.ready
+# The install is "strict" editable: a tree of links to the sources in build/, a real folder on the
+# path, where Hydra's plugin scan finds hydra_plugins/ (setuptools' default finder hides it). Edits
+# show at once; a file added or removed needs the links made again, so the stamp's name follows
+# the list of the package's files.
+FILES := $(shell find mnist_hydra hydra_plugins conf -not -path '*/__pycache__*' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+READY := $(VENV)/.ready-$(FILES)
 
 .PHONY: setup train test test-fast lint bench clean
 
 # Reinstalled when pyproject.toml changes; an install that fails leaves no stamp.
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --editable '.[test]' --config-settings editable_mode=strict
+	rm -f $(VENV)/.ready*
 	touch $@
 
 setup: $(READY)

@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers import register as register_launchers
-from mnist_hydra.config.schema import objectives, register_schemas, search_direction
+from mnist_hydra.config.schema import objectives, register_schemas
 from mnist_hydra.config.validate import validate
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.machine import use_onednn
@@ -28,7 +28,6 @@ register_schemas()
 register_launchers()
 OmegaConf.register_new_resolver("mnist_hydra.run_folder", run_folder, replace=True)
 OmegaConf.register_new_resolver("mnist_hydra.job_folder", job_folder, replace=True)
-OmegaConf.register_new_resolver("mnist_hydra.direction", search_direction, replace=True)
 log = logging.getLogger(__name__)
 
 

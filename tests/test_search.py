@@ -70,21 +70,23 @@ def journal_study(sweep_dir: Path, name: str = "mnist-hydra") -> optuna.Study:
         ("tag(log, interval(1e-4, 1e-2))", FloatDistribution(1e-4, 1e-2, log=True)),
         ("tag(int, interval(8, 256))", IntDistribution(8, 256)),
         ("tag(int, log, interval(8, 256))", IntDistribution(8, 256, log=True)),
+        ("int(interval(1, 5))", IntDistribution(1, 5)),  # Hydra's cast, as hydra-optuna-sweeper reads it
+        ("tag(log, int(interval(1, 5)))", IntDistribution(1, 5, log=True)),
     ],
 )
 def test_each_sweep_syntax_becomes_its_distribution(written, expected):
-    swept, fixed = search_space([f"x={written}"])
+    swept, fixed, _ = search_space([f"x={written}"])
     assert swept == {"x": expected} and fixed == {}
 
 
 def test_a_shuffled_range_is_a_choice_and_plain_values_are_fixed():
-    swept, fixed = search_space(["a=shuffle(range(1,4))", "b=0.3", "c=adam"])
+    swept, fixed, _ = search_space(["a=shuffle(range(1,4))", "b=0.3", "c=adam"])
     assert set(swept["a"].choices) == {1, 2, 3}
     assert fixed == {"b": "0.3", "c": "adam"}
 
 
 def test_a_value_on_the_command_line_wins_over_the_presets_range():
-    swept, fixed = search_space(["model.dropout=interval(0.0, 0.6)", "model.dropout=0.25"])
+    swept, fixed, _ = search_space(["model.dropout=interval(0.0, 0.6)", "model.dropout=0.25"])
     assert swept == {} and fixed == {"model.dropout": "0.25"}
 
 
@@ -95,7 +97,7 @@ def test_an_empty_range_is_refused_in_one_line(written):
 
 
 def test_the_grid_sampler_takes_every_value_and_refuses_intervals():
-    swept, _ = search_space(["a=choice(1,2)", "b=range(0,6,2)"])
+    swept, _, _ = search_space(["a=choice(1,2)", "b=range(0,6,2)"])
     assert grid(swept) == {"a": [1, 2], "b": [0, 2, 4]}
     with pytest.raises(ConfigError, match="sampler=grid needs a finite set of values for c"):
         grid(search_space(["c=interval(0,1)"])[0])
@@ -132,8 +134,8 @@ def test_each_pruner_of_the_group_builds_from_its_own_arguments(name, tmp_path):
     cfg = search_config(tmp_path, f"hydra/sweeper/pruner={name}", "trainer.epochs=9", *bound)
     pruner = optuna_object("pruner", cfg.hydra.sweeper.pruner)
     assert type(pruner).__name__ == PRUNERS[name]
-    if name == "hyperband":
-        assert cfg.hydra.sweeper.pruner.max_resource == 9  # ${trainer.epochs}
+    if name == "hyperband":  # the epochs of a trial never stopped: known once the first one ends
+        assert cfg.hydra.sweeper.pruner.max_resource == "auto"
 
 
 def test_a_pruners_argument_is_a_plain_override(tmp_path):
@@ -144,14 +146,14 @@ def test_a_pruners_argument_is_a_plain_override(tmp_path):
 def test_the_default_pruner_is_the_median_one_and_the_direction_follows_the_objective(tmp_path):
     cfg = search_config(tmp_path)
     assert cfg.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
-    assert cfg.hydra.sweeper.direction == "maximize"  # val_accuracy
+    assert Search(cfg, None).directions == ["maximize"]  # val_accuracy
 
 
 @pytest.mark.parametrize(
     "objective,direction", [("val_accuracy", "maximize"), ("val_loss", "minimize"), ("test_loss", "minimize")]
 )
 def test_the_search_direction_follows_the_objective(objective, direction, tmp_path):
-    assert search_config(tmp_path, f"objective={objective}").hydra.sweeper.direction == direction
+    assert Search(search_config(tmp_path, f"objective={objective}"), None).directions == [direction]
 
 
 def test_only_optunas_own_classes_are_built():
@@ -302,7 +304,7 @@ def test_parallel_tpe_counts_running_trials_as_poor_ones(tmp_path):
             tmp_path / str(n_jobs), "hydra.sweeper.n_trials=1", f"hydra.sweeper.n_jobs={n_jobs}"
         )
         search = Search(cfg, StandInLauncher({}))
-        search.space, search.fixed = search_space(["x=interval(0,1)"])
+        search.space, search.fixed, search.deletions = search_space(["x=interval(0,1)"])
         assert search._open_study().sampler._constant_liar is liar
 
 
@@ -329,9 +331,13 @@ def test_pruning_needs_one_validation_objective(tmp_path):
         "hydra/sweeper/pruner=none",
         "hydra.sweeper.n_trials=2",
     )
-    assert cfg.hydra.sweeper.direction == ["maximize", "minimize"]
-    Search(cfg, StandInLauncher({0: [0.9, 0.3], 1: [0.8, 0.2]})).run([])
+    search = Search(cfg, StandInLauncher({0: [0.9, 0.3], 1: [0.8, 0.2]}))
+    assert search.directions == ["maximize", "minimize"]
+    search.run([])
     assert [t.values for t in journal_study(tmp_path / "two").trials] == [[0.9, 0.3], [0.8, 0.2]]
+    assert (
+        tmp_path / "two" / "pareto_front.png"
+    ).stat().st_size > 10_000  # Optuna's plot of several objectives
 
 
 # --- the job's side: reporting each epoch ---------------------------------------------------
@@ -520,3 +526,51 @@ def test_trials_report_and_are_pruned_in_other_launchers_processes(cli, tmp_path
     assert result.returncode == 1, result.stderr[-2000:]  # no trial completed: each was pruned
     assert metrics_of(tmp_path / "0")["status"] == "pruned"
     assert journal_study(tmp_path).trials[0].state is TrialState.PRUNED
+
+
+@pytest.mark.parametrize(
+    "sampler,space", [("grid", "model.dropout=0.3,0.5"), ("cmaes", "model.dropout=interval(0.2, 0.5)")]
+)
+def test_the_grid_and_cmaes_samplers_run_from_the_command_line(cli, tmp_path, sampler, space):
+    """Hydra builds the sweeper from its config; the grid sampler needs the space first (our
+    search builds it), and CMA-ES needs the cmaes package (a dependency)."""
+    result = cli(
+        "mnist_hydra.train",
+        "-m",
+        "hparams_search=optuna",
+        f"hydra/sweeper/sampler={sampler}",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.params=null",
+        space,
+        "hydra.sweeper.n_trials=2",
+        *SMOKE,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    study = journal_study(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    if sampler == "grid":
+        assert sorted(t.params["model.dropout"] for t in study.trials) == [0.3, 0.5]
+
+
+def test_a_continued_study_proposes_new_points_the_same_for_the_same_seed(tmp_path):
+    """The same command twice on a kept study: the second run explores, and does so reproducibly."""
+
+    def proposals(folder: Path, runs: int) -> list:
+        folder.mkdir()
+        storage = f"sqlite:///{folder / 'optuna.db'}"
+        for run in range(runs):
+            (folder / str(run)).mkdir()  # each run's sweep folder, as Hydra makes it
+            cfg = search_config(
+                folder / str(run),
+                "hydra/sweeper/sampler=random",
+                f"hydra.sweeper.storage={storage}",
+                "hydra.sweeper.n_trials=3",
+            )
+            Search(cfg, StandInLauncher({})).run([])
+        return [t.params for t in optuna.load_study(study_name="mnist-hydra", storage=storage).trials]
+
+    twice = proposals(tmp_path / "a", runs=2)
+    assert twice[3:] != twice[:3]  # the second run's points are new
+    assert proposals(tmp_path / "b", runs=2) == twice  # and the same for the same seed and study

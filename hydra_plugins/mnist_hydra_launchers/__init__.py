@@ -8,9 +8,10 @@ def register() -> None:
     that dies fails alone, and basic and joblib stop whole on SIGTERM. `hydra/sweeper=optuna` is
     ours (hydra-optuna-sweeper is not installed: it holds Optuna at 2.x).
 
-    Hydra's plugin scan walks the `hydra_plugins` folders on sys.path, which an editable
-    install does not put this package in. The scan (Plugins.instance()) also stores the
-    joblib plugin's config, so ours is stored after it, under the same name.
+    Hydra's plugin scan walks the `hydra_plugins` folders on sys.path, and finds ours in a regular
+    install and in `make`'s (strict) editable one; it then registers the sweeper by itself, for
+    any app. The scan (Plugins.instance()) also stores the plugins' own launcher configs, so ours
+    are stored after it, under the same names.
     """
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
@@ -23,7 +24,7 @@ def register() -> None:
         ProcessPerJobJoblibConf,
         ProcessPerJobJoblibLauncher,
     )
-    from hydra_plugins.mnist_hydra_launchers.optuna_sweeper import OptunaSweeper, OptunaSweeperConf
+    from hydra_plugins.mnist_hydra_launchers.optuna_sweeper import OptunaSweeper
     from hydra_plugins.mnist_hydra_launchers.submitit_tolerant import (
         TolerantLocalLauncher,
         TolerantLocalQueueConf,
@@ -40,10 +41,9 @@ def register() -> None:
     ):
         plugins.register(launcher)
         store.store(group="hydra/launcher", name=name, node=node, provider="mnist_hydra")
-    plugins.register(OptunaSweeper)
-    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="mnist_hydra")
+    plugins.register(OptunaSweeper)  # its configs are stored as it is imported
     try:  # Ray is an optional extra
-        from hydra_plugins.mnist_hydra_launchers.ray_loopback import (
+        from hydra_plugins.mnist_hydra_launchers._ray_loopback import (
             LoopbackRayLauncher,
             LoopbackRayLauncherConf,
         )

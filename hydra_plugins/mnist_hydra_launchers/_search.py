@@ -4,6 +4,11 @@ its job, tell Optuna how it ended; then the best trial, the plots, and one line 
 A job ends in one of three ways for Optuna: completed (its objective's value or values),
 pruned (its pruner stopped it: JobPruned, told PRUNED with its last reported value), or failed
 (anything else, also a crash or SIGTERM). Only failures count against `max_failure_rate`.
+
+Any Hydra app: what its task returns is the value (or values) searched for. mnist-hydra's
+training has an `objective` key naming it, which sets the direction and what is pruned; an app
+without one is minimized, as hydra-optuna-sweeper does, and its pruner acts only on what its
+trials report (nothing, unless the app reports).
 """
 
 import logging
@@ -12,13 +17,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Optional
 
+import numpy
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS
-from mnist_hydra.config.schema import objectives
+from mnist_hydra.config.schema import objectives, search_direction
 from mnist_hydra.errors import ConfigError, JobPruned, MnistHydraError, first_line
 from mnist_hydra.files import write_text
 from mnist_hydra.search.job import prunes
@@ -35,19 +42,27 @@ class Search:
         self.config, self.launcher = config, launcher
         self.settings = config.hydra.sweeper
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        self.objectives = objectives(config.objective)
-        self.directions = _directions(self.settings.direction, self.objectives)
-        self.pruning = prunes(self.settings.pruner)
+        self.reports = "objective" in config  # mnist-hydra's training: its trials report each epoch
+        direction = self.settings.direction
+        if self.reports:
+            self.objectives = objectives(config.objective)
+            direction = direction or search_direction(config.objective)
+        else:  # any other app: the value its task returns, minimized unless told otherwise
+            direction = direction or "minimize"
+            self.objectives = _value_names(direction)
+        self.directions = _directions(direction, self.objectives)
+        self.pruning = prunes(self.settings.pruner) and self.reports
         self.job_idx, self.failures, self.told = 0, [], 0
 
     def run(self, arguments: list[str]) -> None:
         params = [f"{name}={value}" for name, value in (self.settings.params or {}).items()]
-        self.space, self.fixed = search_space(params + list(arguments))
+        self.space, self.fixed, self.deletions = search_space(params + list(arguments))
+        self.extend_space = _custom_search_space(self.settings.get("custom_search_space"))
         self._check_pruning()
         study = self._open_study()
         n_trials = self._n_trials()
         for trial in abandoned_trials(study):
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            _tell_study(study, trial.number, state=TrialState.FAIL, skip_if_finished=True)
             log.warning("Trial %d was left running by a sweep that was killed: marked failed", trial.number)
         at_once = max(1, min(self.settings.n_jobs, n_trials))
         one_by_one = at_once > 1 and hasattr(self.launcher, "jobs_one_by_one") and not self.settings.batches
@@ -93,7 +108,7 @@ class Search:
         if "constant_liar" in sampler and sampler["constant_liar"] is None:
             sampler["constant_liar"] = self.settings.n_jobs > 1  # running trials count as poor ones
         try:
-            return optuna.create_study(
+            study = optuna.create_study(
                 study_name=self.settings.study_name,
                 storage=storage,
                 sampler=optuna_object("sampler", sampler),
@@ -103,6 +118,14 @@ class Search:
             )
         except ValueError as error:  # e.g. a stored study with other directions
             raise ConfigError(f"study {self.settings.study_name}: {first_line(error)}") from None
+        held = len(study.get_trials(deepcopy=False))
+        if held and sampler.get("seed") is not None:
+            # A study continued: a sampler seeded as the first run's would propose its very points
+            # again. Its seed follows the trials the study holds: new points, the same each time.
+            seed = int(numpy.random.SeedSequence([sampler["seed"], held]).generate_state(1)[0])
+            study.sampler = optuna_object("sampler", {**sampler, "seed": seed})
+            log.info("The study holds %d trials: its sampler is seeded with %d", held, seed)
+        return study
 
     def _n_trials(self) -> int:
         n_trials = self.settings.n_trials
@@ -122,8 +145,10 @@ class Search:
         mark_as_ours(trial)
         for name, value in self.fixed.items():
             trial.set_user_attr(name, value)
+        if self.extend_space is not None:  # the user's parameters that depend on others
+            self.extend_space(self.config, trial)
         overrides = [as_override(name, value) for name, value in trial.params.items()]
-        overrides += [f"{name}={value}" for name, value in self.fixed.items()]
+        overrides += [f"{name}={value}" for name, value in self.fixed.items()] + self.deletions
         overrides.append(f"hydra.sweeper.trial={trial.number}")
         if self.settings.study_name is None:  # Optuna named it: the job must find it too
             overrides.append(f"hydra.sweeper.study_name={study.study_name}")
@@ -139,7 +164,7 @@ class Search:
                 returns = self.launcher.launch([o for _, o in trials], initial_job_idx=self.job_idx)
             except BaseException:  # SIGTERM or Ctrl-C stopped the batch: its trials ended with it
                 for trial, _ in trials:
-                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                    _tell_study(study, trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
             self.job_idx += len(trials)
             for (trial, _), job in zip(trials, returns):
@@ -161,7 +186,7 @@ class Search:
                         self._tell(study, running.pop(job), _result(job))
             finally:  # an error in the sweep process itself: the running trials end as failed
                 for trial in running.values():
-                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                    _tell_study(study, trial, state=TrialState.FAIL, skip_if_finished=True)
         if stopping.is_set():
             log.error("Stopped by SIGTERM: the running trials were interrupted and told as failed")
             raise SystemExit(STOPPED_STATUS)
@@ -173,7 +198,7 @@ class Search:
         self.told += 1
         error = job._return_value if job.status is not JobStatus.COMPLETED else None
         if isinstance(error, JobPruned):
-            study.tell(trial, state=TrialState.PRUNED)  # with the last value it reported
+            _tell_study(study, trial, state=TrialState.PRUNED)  # with the last value it reported
             log.info(
                 "Trial %d pruned after epoch %d (%s %.4f)",
                 trial.number,
@@ -184,12 +209,16 @@ class Search:
             return
         values = _values(job.return_value, len(self.directions)) if error is None else None
         if values is None:
-            study.tell(trial, state=TrialState.FAIL)
-            reason = first_line(error) if error is not None else f"returned {job.return_value!r}"
+            _tell_study(study, trial, state=TrialState.FAIL)
+            reason = (
+                f"{type(error).__name__}: {first_line(error)}"
+                if error is not None
+                else f"returned {job.return_value!r}, not {len(self.directions)} number(s)"
+            )
             self.failures.append(f"trial {trial.number}: {reason}")
             log.warning("Trial %d failed: %s", trial.number, reason)
             return
-        study.tell(trial, values=values)
+        _tell_study(study, trial, values=values)
         log.info(
             "Trial %d: %s = %s",
             trial.number,
@@ -215,7 +244,7 @@ class Search:
         log.info(
             "Study %s: %s trials", study.study_name, ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         )
-        plotted = plot_study(study, self.sweep_dir, self.objectives[0])
+        plotted = plot_study(study, self.sweep_dir, self.objectives)
         if not counts["complete"]:
             log.error(
                 "No trial of the search completed (%d pruned, %d failed): no best trial",
@@ -235,6 +264,37 @@ class Search:
             log.info("%d Pareto-optimal trials", len(study.best_trials))
         write_text(self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
         log.info("In %s: optimization_results.yaml, %s", self.sweep_dir, ", ".join(plotted) or "no plots")
+
+
+def _tell_study(study: optuna.Study, trial, **how) -> None:
+    """study.tell(trial, **how). The grid sampler asks the study to stop once its last point is
+    told, which Optuna allows only inside study.optimize(): the trial is stored all the same, and
+    the search ends by counting its trials (n_trials is cut to the grid's size)."""
+    try:
+        study.tell(trial, **how)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
+
+
+def _value_names(direction) -> list[str]:
+    """What an app without `objective` returns, named for the logs and plots: one value or several."""
+    count = 1 if isinstance(direction, str) else len(direction)
+    return ["value"] if count == 1 else [f"value {i}" for i in range(count)]
+
+
+def _custom_search_space(path: Optional[str]):
+    """`custom_search_space`: the user's function (module.function), or None. Like a `_target_` of
+    a config one trains with, it is code the user chose for this command."""
+    if not path:
+        return None
+    try:
+        return get_method(path)
+    except Exception as error:  # Hydra's ImportError or ValueError for a path it cannot follow
+        raise ConfigError(
+            f"hydra.sweeper.custom_search_space={path} cannot be imported ({first_line(error)}): give "
+            "module.function, with the module on the Python path"
+        ) from None
 
 
 def _directions(direction, names: list[str]) -> list[str]:

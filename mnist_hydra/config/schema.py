@@ -30,7 +30,7 @@ def objectives(objective) -> list[str]:
 
 
 def search_direction(objective):
-    """The Optuna sweeper's `direction`, through the `mnist_hydra.direction` resolver: one per objective."""
+    """The Optuna sweeper's `direction` when it follows `objective`: one per objective."""
     directions = ["minimize" if lower_is_better(name) else "maximize" for name in objectives(objective)]
     return directions[0] if isinstance(objective, str) else directions
 

@@ -25,21 +25,24 @@ PLOTS = {
 }
 
 
-def plot_study(study: optuna.Study, folder: Path, objective: str) -> list[str]:
-    """Draw the plots a study can give (one objective); return the files written. A plot that
-    cannot be drawn (too few finished trials, no curves) is skipped with one line saying why."""
+def plot_study(study: optuna.Study, folder: Path, objectives: list[str]) -> list[str]:
+    """Draw the plots a study can give; return the files written. A search of several objectives
+    gets its Pareto front. A plot that cannot be drawn (too few finished trials, no curves) is
+    skipped with one line saying why."""
     if len(study.directions) > 1:
-        log.info("Optuna's plots: skipped for a search with several objectives")
-        return []
+        plots = {"pareto_front.png": partial(optuna_plots.plot_pareto_front, target_names=objectives)}
+    else:
+        plots = {
+            name: plot if name == "intermediate_values.png" else partial(plot, target_name=objectives[0])
+            for name, plot in PLOTS.items()
+        }
     written, verbosity = [], optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # its "no complete trials" goes in our line
-    for name, plot in PLOTS.items():
+    for name, plot in plots.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "experimental" and "too few trials" warnings
-                axes = (
-                    plot(study, target_name=objective) if name != "intermediate_values.png" else plot(study)
-                )
+                axes = plot(study)
             figure = axes.get_figure() if hasattr(axes, "get_figure") else axes.flat[0].get_figure()
             figure.set_size_inches(8, 5)
             figure.tight_layout()

@@ -5,8 +5,10 @@
     range(0.1, 0.5, 0.1)                 0.1, 0.2, 0.3, 0.4 (a stepped float)
     interval(0.0, 0.6)                   any float from 0.0 to 0.6
     tag(log, interval(1e-4, 1e-2))       the same, sampled evenly in its logarithm
-    tag(int, interval(8, 256))           any integer from 8 to 256 (add `log` for a log scale)
+    int(interval(8, 256))                any integer from 8 to 256 (Hydra's cast; also
+                                         tag(log, int(interval(8, 256))), or tag(int, ...))
     0.3                                  a plain value: the same in every trial
+    ~key, ~key=value                     a deletion, passed to every trial as written
 
 hydra-optuna-sweeper read `range(1, 4)` as the integers 1 to 4 *inclusive*, unlike Hydra's own
 sweeper; here a range means what it means everywhere else in Hydra (README: Search).
@@ -21,22 +23,25 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from mnist_hydra.errors import ConfigError
 
 
-def search_space(arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
-    """The swept parameters (name: distribution) and the fixed ones (name: value as written)."""
+def search_space(arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, str], list[str]]:
+    """The swept parameters (name: distribution), the fixed ones (name: value as written), and
+    the deletions (`~key`), which every trial's job gets as they are."""
     try:
         overrides = OverridesParser.create().parse_overrides(arguments)
     except Exception as error:  # Hydra's OverrideParseException, several lines long
         raise ConfigError(f"the search space cannot be read: {str(error).splitlines()[0]}") from None
-    swept, fixed = {}, {}
+    swept, fixed, deletions = {}, {}, []
     for override in overrides:
         name = override.get_key_element()
-        if override.is_sweep_override():
+        if override.is_delete():
+            deletions.append(override.input_line)
+        elif override.is_sweep_override():
             swept[name] = distribution(override)
         else:
             fixed[name] = override.get_value_element_as_str()
     for name in fixed.keys() & swept.keys():  # a value on the command line wins over the preset's range
         del swept[name]
-    return swept, fixed
+    return swept, fixed, deletions
 
 
 def distribution(override: Override) -> BaseDistribution:
@@ -47,7 +52,7 @@ def distribution(override: Override) -> BaseDistribution:
         return _range(name, value)
     if isinstance(value, IntervalSweep):
         log = "log" in value.tags
-        if "int" in value.tags:
+        if "int" in value.tags or (isinstance(value.start, int) and isinstance(value.end, int)):  # int(...)
             return IntDistribution(int(value.start), int(value.end), log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
     raise ConfigError(f"{name}: {override.input_line} is not a search space the optuna sweeper takes")

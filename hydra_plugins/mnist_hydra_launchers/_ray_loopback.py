@@ -35,7 +35,7 @@ LOOPBACK = "127.0.0.1"
 class LoopbackRayLauncherConf(RayLauncherConf):
     """`hydra/launcher=ray`: stored in place of the Ray plugin's own config (register())."""
 
-    _target_: str = "hydra_plugins.mnist_hydra_launchers.ray_loopback.LoopbackRayLauncher"
+    _target_: str = "hydra_plugins.mnist_hydra_launchers._ray_loopback.LoopbackRayLauncher"
 
 
 class LoopbackRayLauncher(RayLauncher):
