@@ -103,6 +103,12 @@ def browser():
     from selenium.webdriver.chrome.service import Service
 
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager may not download anything
+    missing = [program for program in ("chromium", "chromedriver") if shutil.which(program) is None]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} not found: install Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver); nothing downloads a browser here"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,720"):

@@ -146,19 +146,20 @@ def where_the_time_goes(ckpt: str, bodies: list[bytes], clients: int) -> None:
     from mnist_hydra.serving.classifier import Classifier
 
     classifier = Classifier(ckpt)
+    model = classifier.run.model  # the first member of an ensemble: the cost of one model call
     prepare_seconds, model_seconds = [], []
     for body in bodies[:50]:
         start = time.perf_counter()
         prepared = classifier.dataset.prepare(io.BytesIO(body), "image")
         middle = time.perf_counter()
-        classifier.model.predict_on_batch(prepared[np.newaxis])
+        model.predict_on_batch(prepared[np.newaxis])
         prepare_seconds.append(middle - start)
         model_seconds.append(time.perf_counter() - middle)
     batch = np.stack([classifier.dataset.prepare(io.BytesIO(body), "image") for body in bodies[:clients]])
-    classifier.model.predict_on_batch(batch)
+    model.predict_on_batch(batch)
     start = time.perf_counter()
     for _ in range(10):
-        classifier.model.predict_on_batch(batch)
+        model.predict_on_batch(batch)
     per_image = (time.perf_counter() - start) / 10 / clients
     print("  in process, per image (median of 50):")
     print(f"    preparing it (predict's code): {1000 * statistics.median(prepare_seconds):.2f} ms")

@@ -122,7 +122,9 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
 
 
-def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_take_together(cli, tmp_path):
+def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_take_together(
+    cli, tmp_path, capfd
+):
     # experiment=ensemble on a tiny slice (debug=smoke: 300 images, one epoch per member).
     sweep = tmp_path / "sweep"
     result = cli(
@@ -165,6 +167,7 @@ def test_the_ensemble_preset_trains_varied_members_that_evaluate_and_predict_tak
         Image.fromarray(image[..., 0]).save(path)
     (tmp_path / "predict").mkdir()  # Hydra makes the run folder for the command line
     rows = predict(sweep, paths, tmp_path / "predict")
+    assert "retracing" not in capfd.readouterr().err  # five members' predict functions: no warning
     inputs = np.stack([to_mnist_style(image[..., 0] / 255.0)[..., None] for image in test.images[:2]])
     outputs = [
         keras.models.load_model(sweep / str(job) / "model.keras").predict(inputs, verbose=0)

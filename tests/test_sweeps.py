@@ -417,6 +417,8 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
         assert live_holder(job) is None  # no process of the sweep is left
     assert not list((tmp_path / "tmp").glob("mnist-hydra-job-*"))  # the jobs' scratch files
     assert "Sweep summary (3 jobs, 3 not ok)" in output
+    assert "summary.md (no job has a value to plot)" in output  # and no summary.png promised
+    assert not (tmp_path / "sweep" / "summary.png").exists()
 
 
 @pytest.mark.slow
@@ -447,3 +449,12 @@ def test_a_job_sent_into_a_finished_runs_folder_is_refused_before_anything_is_wr
     assert json.loads((shared / "job.json").read_text())["status"] == "ok"
     rows = {row["overrides"].split()[-1]: row["status"] for row in read_summary(tmp_path / "sweep")}
     assert rows == {"model.dropout=0.3": "ok", "model.dropout=0.4": "not run"}
+
+
+def test_joblib_says_how_many_jobs_run_at_once_in_numbers():
+    from joblib import cpu_count
+
+    from hydra_plugins.mnist_hydra_launchers.joblib_processes import jobs_at_once
+
+    assert jobs_at_once(-1, 10) == min(cpu_count(), 10)  # -1: one per core, not "-1 at once"
+    assert jobs_at_once(-1, 1) == 1 and jobs_at_once(2, 5) == 2

@@ -48,13 +48,24 @@ class ProcessPerJobJoblibConf:
     verbose: int = 0  # joblib's progress messages when > 0
 
 
+def jobs_at_once(n_jobs: int, jobs: int) -> int:
+    """How many of `jobs` joblib runs at once for `n_jobs` (-1: one per core, -2: all but one...)."""
+    from joblib import effective_n_jobs
+
+    return min(effective_n_jobs(n_jobs), jobs)
+
+
 class ProcessPerJobJoblibLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed  # here, not at import: Hydra imports every plugin at start
 
         n_jobs = self.joblib.get("n_jobs", -1)
         with self.jobs_one_by_one() as stopping:
-            log.info("joblib: %d jobs, %s at once, each in a process of its own", len(job_overrides), n_jobs)
+            log.info(
+                "joblib: %d jobs, %d at once, each in a process of its own",
+                len(job_overrides),
+                jobs_at_once(n_jobs, len(job_overrides)),
+            )
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             write_plan(self.sweep_dir, initial_job_idx, job_overrides)

@@ -28,6 +28,12 @@ from mnist_hydra.trained_runs import RunFiles, locate_run, locate_runs
 log = logging.getLogger(__name__)
 
 
+def _not_a_retrace_warning(record: logging.LogRecord) -> bool:
+    """An ensemble's members each trace a predict function of their own, which TensorFlow counts as
+    one function traced again and again: its "triggered tf.function retracing" warning, for nothing."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 class TrainedRun(NamedTuple):
     """A run's files (mnist_hydra/trained_runs.py: RunFiles), its model, and its dataset."""
 
@@ -50,6 +56,8 @@ OUR_MODELS = ("mnist_hydra.models.cnn.build_cnn",)  # of Keras' own layers: noth
 def open_runs(ckpt_path, trust_run_code: bool = False) -> tuple[list[TrainedRun], list[str]]:
     """The run of `ckpt_path`, or a sweep's completed runs; and the jobs skipped (with why)."""
     located, skipped = locate_runs(ckpt_path)
+    if len(located) > 1:
+        logging.getLogger("tensorflow").addFilter(_not_a_retrace_warning)  # once: the same function
     return [open_located(files, trust_run_code) for files in located], skipped
 
 

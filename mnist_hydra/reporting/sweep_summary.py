@@ -149,6 +149,13 @@ def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:
     return table
 
 
+def summary_files(sweep_dir: Path) -> str:
+    """The summary's files as they are now: summary.png only when a job had the metric to plot."""
+    if (sweep_dir / "summary.png").is_file():
+        return f"{sweep_dir}/summary.csv, summary.md and summary.png"
+    return f"{sweep_dir}/summary.csv and summary.md (no job has a value to plot)"
+
+
 def markdown_table(rows: list[dict], keys: list[str], metric: str) -> str:
     shown = [m for m in METRICS if any(m in row for row in rows)] or [metric]
     header = ["job", *keys, "status", *shown, "params", "seconds", "error"]
@@ -198,7 +205,6 @@ def finish_summary(sweep_dir: Path, metric: str) -> None:
     failed = sum(row["status"] not in ("ok", "pruned") for row in rows)
     counts = f"{len(rows)} jobs, " + (f"{pruned} pruned, " if pruned else "") + f"{failed} not ok"
     print(
-        f"\nSweep summary ({counts}), ranked by {metric}:\n{table}\n"
-        f"Written to {sweep_dir}/summary.csv, summary.md and summary.png",
+        f"\nSweep summary ({counts}), ranked by {metric}:\n{table}\nWritten to {summary_files(sweep_dir)}",
         flush=True,
     )
