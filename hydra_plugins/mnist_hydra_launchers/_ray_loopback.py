@@ -66,45 +66,45 @@ class LoopbackRayLauncher(RayLauncher):
 
         write_plan(sweep_dir, initial_job_idx, job_overrides)
         launched = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = f"job_id_for_{idx}"
-                sweep_config.hydra.job.num = idx
-            launched.append(
-                (
-                    idx,
-                    overrides,
-                    launch_job_on_ray(
-                        self.hydra_context,
-                        self.ray_cfg.remote,
-                        sweep_config,
-                        self.task_function,
-                        Singleton.get_state(),
-                    ),
+        # SIGTERM is ours from the first launch on: it cancels what was launched, launches no more
+        # (a job started first may be well on while the others are still being composed).
+        with stop_on_sigterm(lambda: [ray.cancel(result) for *_, result in launched]) as stopping:
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+                if stopping.is_set():
+                    break
+                log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides)
                 )
-            )
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = f"job_id_for_{idx}"
+                    sweep_config.hydra.job.num = idx
+                job = launch_job_on_ray(
+                    self.hydra_context,
+                    self.ray_cfg.remote,
+                    sweep_config,
+                    self.task_function,
+                    Singleton.get_state(),
+                )
+                launched.append((idx, overrides, job))
+            return self._collect(launched, stopping)
 
-        return self._collect(launched)
-
-    def _collect(self, launched: list) -> list[JobReturn]:
-        """Each job's result on its own; SIGTERM cancels them all (a running task gets a
-        KeyboardInterrupt: it records itself `interrupted`), then ends the sweep (_stopping.py)."""
+    def _collect(self, launched: list, stopping) -> list[JobReturn]:
+        """Each job's result on its own. SIGTERM (`stopping`) has cancelled them all (a running task
+        gets a KeyboardInterrupt: it records itself `interrupted`); then the sweep ends (_stopping.py)."""
         import ray
 
         returns = []
-        with stop_on_sigterm(lambda: [ray.cancel(result) for *_, result in launched]) as stopping:
-            for idx, overrides, result in launched:
-                try:
-                    returns.append(ray.get(result))
-                except (
-                    ray.exceptions.RayError
-                ) as error:  # the worker died, Ray lost the task, or it was cancelled
-                    how = f"its Ray worker failed: {type(error).__name__}"
-                    returns.append(
-                        crashed_job(self.hydra_context, self.config, idx, overrides, how, stopping.is_set())
-                    )
+        for idx, overrides, result in launched:
+            try:
+                returns.append(ray.get(result))
+            except (
+                ray.exceptions.RayError
+            ) as error:  # the worker died, Ray lost the task, or it was cancelled
+                how = f"its Ray worker failed: {type(error).__name__}"
+                returns.append(
+                    crashed_job(self.hydra_context, self.config, idx, overrides, how, stopping.is_set())
+                )
         if stopping.is_set():
             log.error("Stopped by SIGTERM: the sweep's %d Ray tasks were cancelled", len(launched))
             raise SystemExit(STOPPED_STATUS)  # the summary is written as the sweep exits
