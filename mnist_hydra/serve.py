@@ -31,6 +31,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, protocol)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        # Listening from here on: a client that connects once "Serving ... at" is printed waits in
+        # the queue until uvicorn takes it, rather than being refused (uvicorn listens again, later).
+        sock.listen(2048)
     except OSError as error:
         raise ConfigError(
             f"cannot listen on host={host} port={port} ({error.strerror or error}): "

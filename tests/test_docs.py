@@ -1,11 +1,19 @@
 """The docs say what the code does: the README's configuration table against the configs, its
 quoted refusal, and its Python snippet, run as a reader would."""
 
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import compose_train
+from conftest import compose_train, run_cli
+from doc_commands import doc_commands
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -76,9 +84,6 @@ def test_the_quoted_refusal_is_what_the_command_prints(cli, tmp_path):
 @pytest.mark.slow
 def test_the_saved_model_snippet_runs_as_written(trained_run, tmp_path):
     """The README's Python block, on a real export: its placeholder run folder replaced by one."""
-    import subprocess
-    import sys
-
     export = subprocess.run(
         [sys.executable, "-m", "mnist_hydra.export", f"ckpt_path={trained_run}", f"output_dir={tmp_path}"],
         cwd=tmp_path,
@@ -93,3 +98,175 @@ def test_the_saved_model_snippet_runs_as_written(trained_run, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("(1, 10)")
+
+
+# --- every command the docs show, run as a reader would run it --------------------------------
+
+COMMANDS = doc_commands()
+RUN = "outputs/2026-11-26/09-05-34-582492"  # the docs' run folder, made real in the workspace
+SWEEP = "multirun/2026-11-28/10-00-00-000000"  # and their sweep
+PLACEHOLDERS = {
+    "<run folder or model.keras>": RUN,
+    "<a run you may only read>": RUN,
+    "<run>": RUN,
+    "multirun/<date>/<time>": SWEEP,
+    "<sweep folder>": SWEEP,
+    "<sweep of experiment=ensemble>": SWEEP,
+    "seed=<s>": "seed=1",
+    "dataset.path=/data/": "dataset.path=data/",
+}
+# Appended to every command that trains: the smallest data that still trains (conf/debug/smoke.yaml).
+SMALL_DATA = ["debug=smoke"]
+SERVERS = ("mnist_hydra.serve", "tensorboard ")  # run until they say where they listen, then stopped
+
+
+def image_folder(folder: Path, channels: int, size: int) -> None:
+    """Three classes of twenty images each: bars, crosses and squares, drawn with a little noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, draw in {
+        "bar": (slice(8, 20), slice(12, 16)),
+        "cross": (slice(12, 16), slice(4, 24)),
+        "square": (slice(6, 22), slice(6, 22)),
+    }.items():
+        (folder / name).mkdir(parents=True)
+        for index in range(20):
+            pixels = rng.integers(0, 40, (28, 28), dtype=np.uint8)
+            pixels[draw] = 255
+            image = Image.fromarray(pixels).resize((size, size))
+            (image.convert("RGB") if channels == 3 else image).save(folder / name / f"{index}.png")
+
+
+@pytest.fixture(scope="session")
+def docs_workspace(trained_run, tmp_path_factory) -> Path:
+    """A folder a reader runs the docs' commands from: the run and sweep their paths name, images,
+    image folders, and the repository's examples/ and benchmarks/ (their commands name them)."""
+    from PIL import Image
+    from test_predict import mnist_test_images
+
+    workspace = tmp_path_factory.mktemp("docs")
+    for name in ("examples", "benchmarks"):
+        (workspace / name).symlink_to(ROOT / name)
+    (workspace / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    shutil.copytree(trained_run, workspace / RUN)
+    sweep = run_cli(
+        "mnist_hydra.train",
+        "-m",
+        "model.dropout=0.3,0.5",
+        *SMALL_DATA,
+        f"hydra.sweep.dir={SWEEP}",
+        cwd=workspace,
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    images, labels = mnist_test_images()
+    seven = images[list(labels).index(7)]
+    Image.fromarray((255 - seven).astype(np.uint8)).save(
+        workspace / "seven.png"
+    )  # dark on light, as on paper
+    Image.fromarray(seven.astype(np.uint8)).convert("RGB").save(workspace / "photo.jpg")
+    image_folder(workspace / "data" / "shapes", channels=1, size=28)
+    image_folder(workspace / "data" / "photos", channels=3, size=32)
+    return workspace
+
+
+def as_run_here(command: str) -> str:
+    for placeholder, value in PLACEHOLDERS.items():
+        command = command.replace(placeholder, value)
+    command = re.sub(r"\bRUN\b", RUN, command)
+    trains = re.search(r"mnist_hydra\.train|mnist-hydra-train", command)
+    if trains and not re.search(r"--cfg|--help|--info|-sc ", command):
+        command += " " + " ".join(SMALL_DATA)
+        if "hparams_search=optuna" in command:
+            command += " hydra.sweeper.n_trials=2"
+    if "mnist_hydra.serve" in command:
+        command += " port=0"
+    if command.startswith("tensorboard "):
+        command += " --port 0"
+    return command
+
+
+def shell(command: str, workspace: Path) -> subprocess.Popen:
+    """bash -c `command` in the workspace, this Python's environment first on the PATH."""
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PATH": path, "HYDRA_FULL_ERROR": ""},
+    )
+
+
+def served_until_it_listens(command: str, workspace: Path) -> tuple[str, str]:
+    """A server's command: started, read until it prints the address it serves, then stopped
+    (Ctrl+C); its address and what it printed."""
+    process, printed = shell(command, workspace), []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            found = re.search(r"http://[\w.:-]+/", line)
+            if found:
+                threading.Thread(target=process.stdout.read, daemon=True).start()
+                return found.group(0), "".join(printed)
+        raise AssertionError(f"{command} ended without serving:\n{''.join(printed)[-3000:]}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def docs_server(docs_workspace):
+    """The README's server, for its curl commands."""
+    command = as_run_here(f"python -m mnist_hydra.serve ckpt_path={RUN}")
+    process = shell(command, docs_workspace)
+    for line in process.stdout:
+        found = re.search(r"Serving .* at (http://[\w.:-]+/)", line)
+        if found:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            break
+    assert found, "the server ended before it served"
+    yield found.group(1)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+
+
+def check_quoted(quoted: list[str], printed: str) -> None:
+    """What the docs quote of a command's output: each line printed, a table's rows with their
+    numbers free to differ (they are measurements)."""
+    lines = [line.strip() for line in printed.splitlines()]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    for line in quoted:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            pattern = [None if re.fullmatch(r"[\d.,]+", cell) else cell for cell in cells]
+            assert any(
+                len(row) == len(pattern) and all(p is None or p == c for p, c in zip(pattern, row))
+                for row in rows
+            ), f"no row like {line!r} in:\n{printed[-3000:]}"
+        else:
+            assert line.strip() in lines, f"{line!r} not printed:\n{printed[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", COMMANDS, ids=[command.name for command in COMMANDS])
+def test_every_command_in_the_docs_works_as_documented(doc, request):
+    if doc.not_run:
+        pytest.skip(f"not run here ({doc.path}:{doc.line}): {doc.not_run}")
+    workspace = request.getfixturevalue("docs_workspace")
+    command = as_run_here(doc.command)
+    if command.startswith("curl "):
+        command = command.replace("http://127.0.0.1:8000/", request.getfixturevalue("docs_server"))
+    if any(server in command for server in SERVERS):
+        address, printed = served_until_it_listens(command, workspace)
+        assert address.startswith("http://"), printed
+        return
+    process = shell(command, workspace)
+    printed, _ = process.communicate(timeout=900)
+    if doc.quoted:
+        check_quoted(doc.quoted, printed)
+    else:
+        assert process.returncode == 0, f"{command}\nexited {process.returncode}:\n{printed[-4000:]}"
+    if command.startswith("curl "):
+        assert '"predicted": "7"' in printed.replace(":", ": ").replace(":  ", ": "), printed
