@@ -39,6 +39,7 @@ class DocCommand:
     command: str  # as written, continuations joined
     quoted: list[str] = field(default_factory=list)  # the output the docs show for it
     not_run: Optional[str] = None  # why it does not run here, as the doc says
+    also_at: list[str] = field(default_factory=list)  # other places that show the very same command
 
     @property
     def name(self) -> str:
@@ -121,11 +122,17 @@ def parse_commands(document: Document):
 
 
 def doc_commands() -> list[DocCommand]:
-    """Every command of every document, in order."""
-    commands = []
+    """Every command of every document, in order; a command shown in several places (the same
+    text, the same quoted output) once, with the other places in `also_at`."""
+    commands: dict[tuple, DocCommand] = {}
     for name in DOCUMENTS:
         document = Document.parse(str(ROOT / name), parse_commands)
         for example in document.examples():
-            example.parsed.path = name
-            commands.append(example.parsed)
-    return commands
+            command = example.parsed
+            command.path = name
+            key = (command.command, tuple(command.quoted), command.not_run)
+            if key in commands:
+                commands[key].also_at.append(f"{name}:{command.line}")
+            else:
+                commands[key] = command
+    return list(commands.values())

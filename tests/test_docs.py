@@ -253,7 +253,8 @@ def check_quoted(quoted: list[str], printed: str) -> None:
 @pytest.mark.parametrize("doc", COMMANDS, ids=[command.name for command in COMMANDS])
 def test_every_command_in_the_docs_works_as_documented(doc, request):
     if doc.not_run:
-        pytest.skip(f"not run here ({doc.path}:{doc.line}): {doc.not_run}")
+        where = ", ".join([f"{doc.path}:{doc.line}", *doc.also_at])
+        pytest.skip(f"not run here ({where}): {doc.not_run}")
     workspace = request.getfixturevalue("docs_workspace")
     command = as_run_here(doc.command)
     if command.startswith("curl "):

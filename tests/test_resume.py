@@ -89,7 +89,7 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
     )
     wait_until_held(holds, run)
     run.send_signal(signal.SIGTERM)
-    output, _ = run.communicate(timeout=120)
+    output, _ = run.communicate(timeout=600)
     assert run.returncode == 130, output
     folder = run_folder(tmp_path)
     metrics = metrics_of(folder)

@@ -246,7 +246,7 @@ def server(trained_run, tmp_path_factory):
     assert address, "the server stopped before printing its address"
     yield address
     process.send_signal(signal.SIGINT)  # Ctrl+C
-    assert process.wait(timeout=30) == 0  # stopped cleanly, in time, whatever SIGINT's inherited disposition
+    assert process.wait(timeout=120) == 0  # stopped cleanly, in time, whatever SIGINT's inherited disposition
 
 
 def test_the_server_answers_concurrent_clients_each_with_its_own_answer(server):
@@ -349,8 +349,9 @@ def draw(driver, canvas, strokes) -> None:
 def shown_answer(driver) -> tuple[str, list[str]]:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 30).until(
-        lambda d: d.find_element("tag name", "body").get_attribute("data-busy") == "false"
+    WebDriverWait(driver, 300).until(
+        lambda d: d.find_element("tag name", "body").get_attribute("data-busy") == "false",
+        "the page never showed an answer (its body stayed data-busy)",
     )
     predicted = driver.find_element("id", "predicted").text
     values = [element.text for element in driver.find_elements("css selector", "#bars .value")]
@@ -364,7 +365,10 @@ def test_the_page_shows_what_the_api_says_of_the_drawing(server, browser, tmp_pa
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element("id", "run").text.startswith("Run "))
+    WebDriverWait(browser, 300).until(
+        lambda d: d.find_element("id", "run").text.startswith("Run "),
+        "the page never showed its run (GET /model)",
+    )
     assert "dataset mnist" in browser.find_element("id", "run").text
     assert "test accuracy" in browser.find_element("id", "run").text
     canvas = browser.find_element("id", "canvas")
@@ -395,7 +399,10 @@ def test_clear_while_an_answer_is_on_its_way_keeps_the_page_clear(server, browse
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element("id", "run").text.startswith("Run "))
+    WebDriverWait(browser, 300).until(
+        lambda d: d.find_element("id", "run").text.startswith("Run "),
+        "the page never showed its run (GET /model)",
+    )
     # Every answer arrives a second late; once the page has read it (its JSON handed over, then one
     # more turn of the event loop for what the page does with it), window.answersRead counts it.
     browser.execute_script(
@@ -407,7 +414,7 @@ def test_clear_while_an_answer_is_on_its_way_keeps_the_page_clear(server, browse
     )
     draw(browser, browser.find_element("id", "canvas"), [[(0, -90), *[(0, 12)] * 15]])
     browser.find_element("id", "clear").click()  # while the drawing's answer is on its way
-    WebDriverWait(browser, 120).until(
+    WebDriverWait(browser, 300).until(
         lambda d: d.execute_script("return window.asked > 0 && window.answersRead === window.asked")
     )
     assert browser.find_element("id", "predicted").text == "–"

@@ -403,7 +403,7 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
     )
     wait_until_held(holds, sweep, job="0")
     sweep.send_signal(signal.SIGTERM)
-    output, _ = sweep.communicate(timeout=120)
+    output, _ = sweep.communicate(timeout=600)
     assert sweep.returncode == 128 + signal.SIGTERM, output
 
     rows = {row["job"]: row["status"] for row in read_summary(tmp_path / "sweep")}
