@@ -4,7 +4,6 @@ quoted refusal, and its Python snippet, run as a reader would."""
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -212,7 +211,16 @@ def served_until_it_listens(command: str, workspace: Path) -> tuple[str, str]:
                 return found.group(0), "".join(printed)
         raise AssertionError(f"{command} ended without serving:\n{''.join(printed)[-3000:]}")
     finally:
-        process.send_signal(signal.SIGINT)
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (a server that ignores it is killed after a minute)."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
         process.wait(timeout=60)
 
 
@@ -228,8 +236,7 @@ def docs_server(docs_workspace):
             break
     assert found, "the server ended before it served"
     yield found.group(1)
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
+    stop(process)
 
 
 def check_quoted(quoted: list[str], printed: str) -> None:

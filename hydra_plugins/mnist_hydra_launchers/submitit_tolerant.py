@@ -11,10 +11,14 @@ minor version (1.2.x), whose settings and job call (`BaseSubmititLauncher.__call
 
 SIGTERM to the sweep cancels its jobs (submitit sends a local job SIGINT: it records itself
 `interrupted`; SLURM's are `scancel`ed), collects what they left, and ends the sweep (_stopping.py).
+A sweep started in the background of a script (`cmd &`) inherits SIGINT ignored, and so would its
+local jobs, which then could not be cancelled: SIGINT is restored before any is started.
 """
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ class _CrashTolerant:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import UncompletedJobError  # here, not at import: Hydra imports every plugin
 
+        if threading.current_thread() is threading.main_thread():  # the jobs inherit SIGINT's default
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
