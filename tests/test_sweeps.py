@@ -256,8 +256,11 @@ def test_submitit_local_runs_jobs_and_a_failing_or_killed_one_fails_alone(cli, t
     assert "Sweep summary (3 jobs, 2 not ok)" in result.stdout  # printed though Hydra stopped early
 
 
-def sweep_started(folder: Path, *overrides: str, env: dict | None = None) -> subprocess.Popen:
-    """`python -m mnist_hydra.train -m` on 300 images, started and not waited for."""
+def sweep_started(
+    folder: Path, *overrides: str, env: dict | None = None, sigint_ignored: bool = False
+) -> subprocess.Popen:
+    """`python -m mnist_hydra.train -m` on 300 images, started and not waited for; with
+    `sigint_ignored`, as a script's `cmd &` starts it (SIGINT ignored, inherited by what it starts)."""
     return subprocess.Popen(
         [sys.executable, "-m", "mnist_hydra.train", "-m", *TINY, "tracker=none", *overrides],
         cwd=folder,
@@ -265,6 +268,7 @@ def sweep_started(folder: Path, *overrides: str, env: dict | None = None) -> sub
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
 
 
@@ -404,6 +408,7 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
             **(PATIENT_RAY if launcher == "ray" else {}),
             **({"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {}),
         },
+        sigint_ignored=True,  # started as from a script's background: submitit and Ray cancel by SIGINT
     )
     wait_until_held(holds, sweep, job="0")
     sweep.send_signal(signal.SIGTERM)

@@ -24,7 +24,11 @@ from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import open_dict
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
-from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS, stop_on_sigterm
+from hydra_plugins.mnist_hydra_launchers._stopping import (
+    STOPPED_STATUS,
+    let_jobs_be_interrupted,
+    stop_on_sigterm,
+)
 from mnist_hydra.run_folders import write_plan
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class LoopbackRayLauncher(RayLauncher):
                 self.ray_cfg.init.setdefault("_node_ip_address", LOOPBACK)
             # As the plugin does: Ray's default object store is too small on small machines.
             self.ray_cfg.init.setdefault("object_store_memory", 78643200)
+        let_jobs_be_interrupted()  # before Ray starts its workers: ray.cancel interrupts them
         start_ray(self.ray_cfg.init)
         addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
         log.info(

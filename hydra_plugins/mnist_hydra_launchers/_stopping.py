@@ -15,6 +15,15 @@ from contextlib import contextmanager
 STOPPED_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process that SIGTERM ended
 
 
+def let_jobs_be_interrupted() -> None:
+    """SIGINT back to Python's Ctrl-C, in the sweep's process, before it starts jobs elsewhere. A
+    sweep started in a script's background (`cmd &`) inherits SIGINT ignored, and so would every
+    process it starts: submitit cancels a local job with SIGINT, Ray a task by interrupting its
+    worker's main thread, and neither would reach a job that ignores it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # its children start with SIG_DFL
+
+
 @contextmanager
 def stop_on_sigterm(on_stop: Callable[[], None]):
     """For the block: SIGTERM sets the event it yields and calls `on_stop` (in the main thread)."""

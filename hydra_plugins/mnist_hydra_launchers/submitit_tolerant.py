@@ -11,14 +11,11 @@ minor version (1.2.x), whose settings and job call (`BaseSubmititLauncher.__call
 
 SIGTERM to the sweep cancels its jobs (submitit sends a local job SIGINT: it records itself
 `interrupted`; SLURM's are `scancel`ed), collects what they left, and ends the sweep (_stopping.py).
-A sweep started in the background of a script (`cmd &`) inherits SIGINT ignored, and so would its
-local jobs, which then could not be cancelled: SIGINT is restored before any is started.
+SIGINT is restored before any job starts (_stopping.let_jobs_be_interrupted).
 """
 
 import logging
 import os
-import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +27,11 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLaunche
 from omegaconf import OmegaConf
 
 from hydra_plugins.mnist_hydra_launchers._crashes import crashed_job
-from hydra_plugins.mnist_hydra_launchers._stopping import STOPPED_STATUS, stop_on_sigterm
+from hydra_plugins.mnist_hydra_launchers._stopping import (
+    STOPPED_STATUS,
+    let_jobs_be_interrupted,
+    stop_on_sigterm,
+)
 from mnist_hydra.run_folders import write_plan
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ class _CrashTolerant:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import UncompletedJobError  # here, not at import: Hydra imports every plugin
 
-        if threading.current_thread() is threading.main_thread():  # the jobs inherit SIGINT's default
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        let_jobs_be_interrupted()
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
