@@ -28,7 +28,9 @@ from mnist_hydra.serving.classifier import Classifier
 from mnist_hydra.serving.limits import Limits, SameSiteOnly
 
 log = logging.getLogger(__name__)
-PAGE = Path(__file__).parent / "page"
+# Resolved: an editable install links each file into a tree of its own (Makefile), and Starlette's
+# StaticFiles serves no file that is a link out of its folder.
+PAGE = Path(__file__).resolve().parent / "page"
 STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
 
 
