@@ -29,6 +29,9 @@ def test_wheel_carries_conf_and_mnist(tmp_path):
         "mnist_hydra/conf/predict.yaml",
         "mnist_hydra/conf/serve.yaml",
         "mnist_hydra/conf/export.yaml",
+        "hydra_plugins/mnist_hydra_launchers/optuna_sweeper.py",  # where Hydra's plugin scan looks
+        "hydra_plugins/mnist_hydra_launchers/conf/sampler/tpe.yaml",  # the sweeper's own groups
+        "hydra_plugins/mnist_hydra_launchers/conf/pruner/median.yaml",
         "mnist_hydra/serving/page/index.html",
         "mnist_hydra/serving/page/page.js",
         "mnist_hydra/serving/page/page.css",
