@@ -15,6 +15,7 @@ from conftest import compose_train, run_cli
 from doc_commands import doc_commands
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
+from test_serve import serving_address
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -229,13 +230,9 @@ def docs_server(docs_workspace):
     """The README's server, for its curl commands."""
     command = as_run_here(f"python -m mnist_hydra.serve ckpt_path={RUN}")
     process = shell(command, docs_workspace)
-    for line in process.stdout:
-        found = re.search(r"Serving .* at (http://[\w.:-]+/)", line)
-        if found:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            break
-    assert found, "the server ended before it served"
-    yield found.group(1)
+    address = serving_address(process)  # test_serve's: the line serve prints once it listens
+    assert address, "the server ended before it served"
+    yield address
     stop(process)
 
 
