@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
-from test_sweeps import read_summary, sweep_started
+from test_sweeps import LOOPBACK_RAY, read_summary, sweep_started
 
 import mnist_hydra.train  # noqa: F401  (registers our schemas, sweeper and resolvers)
 from hydra_plugins.mnist_hydra_launchers._search import Search
@@ -522,6 +522,7 @@ def test_trials_report_and_are_pruned_in_other_launchers_processes(cli, tmp_path
         "hydra.sweeper.pruner.lower=1.01",
         f"hydra.sweep.dir={tmp_path}",
         cwd=tmp_path,
+        env=LOOPBACK_RAY if launcher == "ray" else None,
     )
     assert result.returncode == 1, result.stderr[-2000:]  # no trial completed: each was pruned
     assert metrics_of(tmp_path / "0")["status"] == "pruned"

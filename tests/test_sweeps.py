@@ -402,6 +402,7 @@ def test_sigterm_stops_a_sweep_whole_and_its_summary_says_so(tmp_path, launcher)
         # Every job is held after its first epoch's backup: none can end before the signal.
         env={
             **hold_at("epoch", holds),
+            **(LOOPBACK_RAY if launcher == "ray" else {}),  # a token left in ~/.ray killed its raylet
             **({"TMPDIR": str(tmp_path / "tmp")} if launcher == "joblib" else {}),
         },
         sigint_ignored=True,  # started as from a script's background: submitit and Ray cancel by SIGINT
