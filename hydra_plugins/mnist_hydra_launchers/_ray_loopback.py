@@ -63,8 +63,9 @@ class LoopbackRayLauncher(RayLauncher):
         start_ray(self.ray_cfg.init)
         addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]})
         log.info(
-            "Ray: %d jobs on the nodes at %s; sweep output dir: %s",
+            "Ray: %d job%s on the nodes at %s; sweep output dir: %s",
             len(job_overrides),
+            "" if len(job_overrides) == 1 else "s",
             ", ".join(addresses),
             sweep_dir,
         )
