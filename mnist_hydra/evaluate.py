@@ -17,6 +17,7 @@ from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_evaluate
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.process import run_then_exit, task_returned
+from mnist_hydra.trained_runs import locate_runs
 
 register_schemas()
 
@@ -24,11 +25,12 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     validate_evaluate(cfg)
+    locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # its records, read as data: a refusal needs no TensorFlow
     with tensorflow_start_quieted():  # its start-up notices are not the user's concern
         from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code)
+    metrics = evaluate(cfg.ckpt_path, output_dir, cfg.tta_shift, cfg.trust_run_code, cfg.max_parameters)
     task_returned()
     return metrics["test_accuracy"]
 

@@ -13,6 +13,7 @@ from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_export
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.process import run_then_exit, task_returned
+from mnist_hydra.trained_runs import locate_run
 
 register_schemas()
 
@@ -20,10 +21,12 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     validate_export(cfg)
+    locate_run(cfg.ckpt_path, cfg.trust_run_code)  # its records, read as data: a refusal needs no TensorFlow
     with tensorflow_start_quieted():  # its start-up notices are not the user's concern
         from mnist_hydra.inference.exporting import export  # TensorFlow loads here
 
-    print(f"Exported to {export(cfg.ckpt_path, cfg.format, cfg.trust_run_code, cfg.output_dir)}")
+    exported = export(cfg.ckpt_path, cfg.format, cfg.trust_run_code, cfg.output_dir, cfg.max_parameters)
+    print(f"Exported to {exported}")
     task_returned()
 
 

@@ -10,6 +10,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Optional
 from mnist_hydra.faults import fault_point
 
 TEMPORARY_MARK = ".partial."
+TEMPORARY = re.compile(r"\.[^/]*\.[0-9a-f]{8}\.partial\.?[^/]*")  # temporary_name's form
 
 
 def temporary_name(path: Path) -> Path:
@@ -91,12 +93,31 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
 
 
 def remove_temporaries(folder: Path) -> None:
-    """Temporary files that a killed process left (call only while holding the folder's lock)."""
+    """Temporary files that a killed process left (call only while holding the folder's lock):
+    only names of temporary_name's form, and never through a symbolic link."""
     for leftover in folder.glob(".*.partial*"):
+        if not TEMPORARY.fullmatch(leftover.name) or leftover.is_symlink():
+            continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def refuse_links(path: Path, base: Path) -> Path:
+    """`path`, which must lie under `base` with no part of it, from `base` down, a symbolic link
+    (nor `..`): where a received run's folder says to write, it writes inside that folder only."""
+    base, path = Path(base).absolute(), Path(path).absolute()
+    try:
+        parts = path.relative_to(base).parts
+    except ValueError:
+        raise OSError(f"{path} is not inside {base}") from None
+    current = base
+    for part in parts:
+        current = current / part
+        if part == ".." or current.is_symlink():
+            raise OSError(f"{current} is a symbolic link (or ..): it could lead out of {base}")
+    return path
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from mnist_hydra.config.validate import validate_serve
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.errors import ConfigError
 from mnist_hydra.serving.limits import Limits, allowed_hosts
+from mnist_hydra.trained_runs import locate_runs
 
 register_schemas()
 log = logging.getLogger(__name__)
@@ -53,10 +54,11 @@ def main(cfg: DictConfig) -> None:
         log.warning(
             "host=%s: any machine that reaches this one may use the server, with no authentication", cfg.host
         )
+    locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # its records, read as data: a refusal needs no TensorFlow
     with tensorflow_start_quieted():  # its start-up notices are not the user's concern
         from mnist_hydra.serving.server import serve  # TensorFlow loads here
 
-    serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code)
+    serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code, cfg.max_parameters)
 
 
 if __name__ == "__main__":

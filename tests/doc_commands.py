@@ -123,14 +123,17 @@ def parse_commands(document: Document):
 
 def doc_commands() -> list[DocCommand]:
     """Every command of every document, in order; a command shown in several places (the same
-    text, the same quoted output) once, with the other places in `also_at`."""
+    text, the same quoted output, `.venv/bin/python` or `python`) once, with the other places in
+    `also_at`."""
     commands: dict[tuple, DocCommand] = {}
     for name in DOCUMENTS:
         document = Document.parse(str(ROOT / name), parse_commands)
         for example in document.examples():
             command = example.parsed
             command.path = name
-            key = (command.command, tuple(command.quoted), command.not_run)
+            # `.venv/bin/python -m x` is `python -m x` once set up (the test runs both with this Python)
+            same = re.sub(r"^\.venv/bin/python ", "python ", command.command)
+            key = (same, tuple(command.quoted), command.not_run)
             if key in commands:
                 commands[key].also_at.append(f"{name}:{command.line}")
             else:

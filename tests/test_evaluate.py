@@ -14,6 +14,7 @@ from PIL import Image
 
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.inference.loading import load_model
+from mnist_hydra.received_run import read_saved_config
 from mnist_hydra.reporting.evaluation import classification_report
 from mnist_hydra.trained_runs import RunFiles
 
@@ -69,8 +70,13 @@ def test_a_model_that_would_run_code_is_refused(tmp_path):
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "unsafe.keras")
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(compose_train(["debug=smoke"]), run / ".hydra" / "config.yaml")
     with pytest.raises(CheckpointError, match="unsafe.keras: refused or unreadable"):
-        load_model(RunFiles(tmp_path / "unsafe.keras", tmp_path, compose_train(), list("01"), (2,), None, 32))
+        load_model(
+            RunFiles(tmp_path / "unsafe.keras", tmp_path, read_saved_config(run), list("01"), (2,), None, 32)
+        )
 
 
 def test_a_broken_checkpoint_is_one_line(cli, trained_run, tmp_path):

@@ -8,6 +8,7 @@ a pruned trial, a failing one, trials under joblib, and a killed search continue
 import collections
 import gzip
 import os
+import platform
 import re
 import shutil
 import signal
@@ -33,7 +34,7 @@ from mnist_hydra.errors import ConfigError, JobPruned, MnistHydraError
 from mnist_hydra.reporting.sweep_summary import ranked
 from mnist_hydra.search.job import TrialAddress
 from mnist_hydra.search.space import grid, search_space
-from mnist_hydra.search.study import abandoned_trials, mark_as_ours, optuna_object, storage_for
+from mnist_hydra.search.study import Heartbeat, abandoned_trials, optuna_object, storage_for
 
 DATA = Path(__file__).parent / "data"
 
@@ -156,10 +157,31 @@ def test_the_search_direction_follows_the_objective(objective, direction, tmp_pa
     assert Search(search_config(tmp_path, f"objective={objective}"), None).directions == [direction]
 
 
-def test_only_optunas_own_classes_are_built():
-    node = OmegaConf.create({"_target_": "os.system", "command": "true"})
-    with pytest.raises(ConfigError, match=r"_target_=os.system is not one of Optuna's pruners"):
-        optuna_object("pruner", node)
+@pytest.mark.parametrize(
+    "role,target",
+    [
+        ("pruner", "os.system"),
+        # Under Optuna's packages, yet not a sampler or pruner: what their modules import.
+        ("pruner", "optuna.pruners._percentile.np.memmap"),
+        ("sampler", "optuna.samplers._cmaes.pickle.Unpickler"),
+        ("sampler", "optuna.samplers.BaseSampler"),  # the abstract base itself
+    ],
+)
+def test_only_optunas_own_samplers_and_pruners_are_built(role, target, tmp_path):
+    node = OmegaConf.create({"_target_": target, "filename": str(tmp_path / "written"), "shape": [1 << 30]})
+    with pytest.raises(ConfigError, match=rf"_target_={re.escape(target)} is not one of Optuna's {role}s"):
+        optuna_object(role, node)
+    assert not (tmp_path / "written").exists()
+
+
+def test_optunas_samplers_and_pruners_are_built_by_public_and_module_name():
+    assert (
+        type(optuna_object("pruner", {"_target_": "optuna.pruners.MedianPruner"}))
+        is optuna.pruners.MedianPruner
+    )
+    assert type(optuna_object("sampler", {"_target_": "optuna.samplers._tpe.sampler.TPESampler"})) is (
+        optuna.samplers.TPESampler
+    )
 
 
 def test_a_study_of_optuna_2_names_the_upgrade_command(tmp_path):
@@ -183,17 +205,37 @@ def test_without_a_storage_the_study_is_a_journal_in_the_sweep_folder(tmp_path):
     assert (tmp_path / "sweep" / "optuna.journal").is_file()
 
 
-def test_a_trial_whose_sweep_process_is_gone_is_abandoned_and_a_live_ones_is_not(tmp_path):
+def test_a_trial_is_abandoned_when_its_heartbeat_is_old_whatever_its_host_and_pid(tmp_path):
     study = optuna.create_study(storage=storage_for(None, tmp_path))
-    ours, gone = study.ask(), study.ask()
-    mark_as_ours(ours)
-    mark_as_ours(gone)
-    dead = os.fork()
-    if dead == 0:
-        os._exit(0)
-    os.waitpid(dead, 0)
-    gone.set_user_attr("sweep_pid", dead)
-    assert [t.number for t in abandoned_trials(study)] == [gone.number]
+    live, gone, old_sweeps = study.ask(), study.ask(), study.ask()
+    now = time.time()
+    live.set_user_attr("heartbeat", now - 10)
+    # What the old host-and-pid check took for dead: a pid that no process here has (another
+    # container's PID namespace). Its heartbeat is fresh: it is alive.
+    live.set_user_attr("sweep_host", platform.node())
+    live.set_user_attr("sweep_pid", 2**22 + 1)
+    gone.set_user_attr("heartbeat", now - 121)
+    assert [t.number for t in abandoned_trials(study, after=120, now=now)] == [gone.number]
+    # A trial of a sweep from before heartbeats: its start is its last sign of life.
+    assert old_sweeps.number in [t.number for t in abandoned_trials(study, after=120, now=now + 3600)]
+
+
+def test_the_heartbeat_beats_for_each_running_trial_until_it_is_told(tmp_path):
+    study = optuna.create_study(storage=storage_for(None, tmp_path))
+    trial = study.ask()
+    with Heartbeat(after=0.4) as heartbeat:  # a beat every 0.1 s
+        heartbeat.add(trial)
+        first = study.trials[0].user_attrs["heartbeat"]
+        deadline = time.monotonic() + 60
+        while study.trials[0].user_attrs["heartbeat"] == first:
+            assert time.monotonic() < deadline, "no second heartbeat within 60 s"
+            time.sleep(0.05)
+        study.tell(trial, 1.0)
+        deadline = time.monotonic() + 60
+        while heartbeat.trials:  # a told trial cannot be updated: the thread drops it
+            assert time.monotonic() < deadline, "the told trial was never dropped"
+            time.sleep(0.05)
+    assert study.trials[0].state is TrialState.COMPLETE
 
 
 # --- the search, with a stand-in launcher --------------------------------------------------
@@ -492,17 +534,21 @@ def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(
     sweep.communicate(timeout=300)
     study = optuna.load_study(study_name="mnist-hydra", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    time.sleep(2.5)  # its heartbeat is now older than the 2 s the next sweep allows
 
     again = sweep_started(
         tmp_path,
         *search,
         "trainer.epochs=1",
         "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.abandoned_after=2",
         f"hydra.sweep.dir={tmp_path / 'again'}",
     )
     output, _ = again.communicate(timeout=300)
     assert again.returncode == 0, output
-    assert "Trial 0 was left running by a sweep that was killed: marked failed" in output
+    assert (
+        "Trial 0 was left running by a sweep that was killed (no heartbeat for 2 s): marked failed" in output
+    )
     study = optuna.load_study(study_name="mnist-hydra", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     shutil.rmtree(tmp_path / "killed", ignore_errors=True)

@@ -231,12 +231,23 @@ def serving_address(process: subprocess.Popen) -> str:
     return ""
 
 
+MAX_CONNECTIONS = 16  # the server's; 10 concurrent clients below stay under it
+
+
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
     """`python -m mnist_hydra.serve` on a free port; yields its address."""
     folder = tmp_path_factory.mktemp("serve")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_hydra.serve", f"ckpt_path={trained_run}", "port=0", "timeout=2"],
+        [
+            sys.executable,
+            "-m",
+            "mnist_hydra.serve",
+            f"ckpt_path={trained_run}",
+            "port=0",
+            "timeout=2",
+            f"max_connections={MAX_CONNECTIONS}",
+        ],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -287,6 +298,34 @@ def test_a_request_too_slow_to_arrive_is_cut_off_and_the_server_goes_on(server):
             reply += part
         assert reply.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 2 s" in reply
     assert httpx.post(server + "predict", content=vertical_stroke(), timeout=30).status_code == 200
+
+
+def test_clients_silent_after_an_answer_are_closed_and_cannot_lock_others_out(server):
+    """Each takes one of max_connections: it sends a request that announces a body, reads the answer
+    (which needed no body), sends one byte of the body and stays silent. Each is closed within the
+    server's timeout (2 s) of its answer, and then a new client is served, not refused (503)."""
+    import httpx
+
+    port = int(re.search(r":(\d+)/", server).group(1))
+    silent = []
+    for _ in range(MAX_CONNECTIONS - 1):  # uvicorn answers 503 at the max_connections-th at once
+        client = socket.create_connection(("127.0.0.1", port), timeout=120)
+        client.sendall(
+            f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100\r\n\r\n".encode()
+        )
+        reply = b""
+        while b"}" not in reply and (part := client.recv(10_000)):
+            reply += part
+        assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+        client.sendall(b"x")
+        silent.append(client)
+    try:
+        for client in silent:
+            assert client.recv(1000) == b""  # closed by the server (a silent 120 s would raise)
+    finally:
+        for client in silent:
+            client.close()
+    assert httpx.get(server + "health", timeout=60).status_code == 200
 
 
 def test_a_taken_port_and_a_missing_checkpoint_are_one_line_errors(cli, server, trained_run, tmp_path):

@@ -31,7 +31,7 @@ from mnist_hydra.files import write_text
 from mnist_hydra.search.job import prunes
 from mnist_hydra.search.plots import plot_study
 from mnist_hydra.search.space import as_override, grid, search_space
-from mnist_hydra.search.study import JOURNAL, abandoned_trials, mark_as_ours, optuna_object, storage_for
+from mnist_hydra.search.study import JOURNAL, Heartbeat, abandoned_trials, optuna_object, storage_for
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our lines say what happened, once each
@@ -61,9 +61,7 @@ class Search:
         self._check_pruning()
         study = self._open_study()
         n_trials = self._n_trials()
-        for trial in abandoned_trials(study):
-            _tell_study(study, trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            log.warning("Trial %d was left running by a sweep that was killed: marked failed", trial.number)
+        self._fail_abandoned(study)
         at_once = max(1, min(self.settings.n_jobs, n_trials))
         one_by_one = at_once > 1 and hasattr(self.launcher, "jobs_one_by_one") and not self.settings.batches
         log.info(
@@ -77,13 +75,31 @@ class Search:
             at_once,
             ", each as soon as one ends" if one_by_one else (" in batches" if at_once > 1 else ""),
         )
-        if one_by_one:
-            self._run_as_they_end(study, n_trials, at_once)
-        else:
-            self._run_in_batches(study, n_trials, at_once)
+        with Heartbeat(self.settings.abandoned_after) as self.heartbeat:
+            if one_by_one:
+                self._run_as_they_end(study, n_trials, at_once)
+            else:
+                self._run_in_batches(study, n_trials, at_once)
         self._report(study)
 
     # --- before any trial -------------------------------------------------------------
+
+    def _fail_abandoned(self, study: optuna.Study) -> None:
+        """Trials that a killed sweep left running (no heartbeat for hydra.sweeper.abandoned_after
+        seconds) are told as failed: no one else will, and they would count as running forever."""
+        after = self.settings.abandoned_after
+        if not (isinstance(after, (int, float)) and after > 0):
+            raise ConfigError(
+                f"hydra.sweeper.abandoned_after={after}: seconds without a heartbeat after which a running "
+                f"trial is taken for abandoned, more than 0 (default 120)"
+            )
+        for trial in abandoned_trials(study, after):
+            _tell_study(study, trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            log.warning(
+                "Trial %d was left running by a sweep that was killed (no heartbeat for %g s): marked failed",
+                trial.number,
+                after,
+            )
 
     def _check_pruning(self) -> None:
         if not self.pruning:
@@ -142,7 +158,7 @@ class Search:
 
     def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, list[str]]:
         trial = study.ask(fixed_distributions=self.space)
-        mark_as_ours(trial)
+        self.heartbeat.add(trial)
         for name, value in self.fixed.items():
             trial.set_user_attr(name, value)
         if self.extend_space is not None:  # the user's parameters that depend on others

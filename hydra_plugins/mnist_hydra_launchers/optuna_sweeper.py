@@ -47,6 +47,9 @@ class OptunaSweeperConf:
     n_jobs: int = 1
     batches: bool = False  # true: n_jobs trials at a time, each batch waiting for its slowest
     max_failure_rate: float = 0.0
+    # A running trial whose sweep has written no heartbeat for this many seconds was abandoned (its
+    # sweep killed): the next sweep of the study tells it failed. Beats come every quarter of it.
+    abandoned_after: float = 120.0
     params: Optional[dict[str, Any]] = None
     # A function (module.function) called with the config and each trial after the trial has its
     # values from `params`: for parameters that depend on others (trial.suggest_float(...)).

@@ -39,6 +39,10 @@ EXECUTOR_KEYS = {"max_num_timeout"}  # the settings that go to the executor, not
 
 
 class _CrashTolerant:
+    # Seconds submitit waits for the result file of a job that has ended without one (a killed or
+    # cancelled job): 15 by default, for a cluster's shared filesystem; None keeps that.
+    _RESULT_WAIT = None
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import UncompletedJobError  # here, not at import: Hydra imports every plugin
 
@@ -62,6 +66,9 @@ class _CrashTolerant:
             [f"job_id_for_{idx}" for idx in indices],
             [state] * len(job_overrides),
         )
+        if self._RESULT_WAIT is not None:
+            for job in jobs:
+                job._results_timeout_s = self._RESULT_WAIT
         returns = []
         with stop_on_sigterm(lambda: [job.cancel(check=False) for job in jobs]) as stopping:
             for idx, overrides, job in zip(indices, job_overrides, jobs):
@@ -103,7 +110,9 @@ class _CrashTolerant:
 
 
 class TolerantLocalLauncher(_CrashTolerant, LocalLauncher):
-    pass
+    # A local job writes its result before its process ends, on this machine's disk: a job ended
+    # without one has none to wait for (submitit's 15 s each made a stopped sweep take 30 s more).
+    _RESULT_WAIT = 1
 
 
 class TolerantSlurmLauncher(_CrashTolerant, SlurmLauncher):

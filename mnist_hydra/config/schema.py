@@ -207,6 +207,7 @@ class EvaluateConfig:
     ckpt_path: str = MISSING
     tta_shift: Optional[int] = MISSING  # null: each run's own trainer.tta_shift
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
+    max_parameters: int = MISSING  # a received model (each member of a sweep) may have at most this many
 
 
 @dataclass
@@ -214,6 +215,7 @@ class PredictConfig:
     ckpt_path: str = MISSING
     images: list[str] = MISSING
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
+    max_parameters: int = MISSING  # a received model (each member of a sweep) may have at most this many
 
 
 @dataclass
@@ -227,6 +229,7 @@ class ServeConfig:
     decoders: int = MISSING
     max_connections: int = MISSING
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
+    max_parameters: int = MISSING  # a received model (each member of a sweep) may have at most this many
 
 
 @dataclass
@@ -235,6 +238,7 @@ class ExportConfig:
     format: str = MISSING
     output_dir: Optional[str] = MISSING  # null: the run's export/ folder
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
+    max_parameters: int = MISSING  # a received model (each member of a sweep) may have at most this many
 
 
 # --- registration ---------------------------------------------------------------------

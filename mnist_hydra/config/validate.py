@@ -282,11 +282,15 @@ def check_tta_shift(shift: int, image_size: int, key: str) -> None:
 
 
 def required_ckpt_path(cfg: DictConfig) -> str:
+    """Every command that reads a run: its path, and the cap on the size of a model it may load."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError(
             "ckpt_path is required: a training run's folder or its model.keras, "
             "e.g. ckpt_path=outputs/2026-01-31/12-00-00-000000"
         )
+    require(
+        cfg.max_parameters >= 1, "max_parameters", cfg.max_parameters, "a number of parameters, at least 1"
+    )
     return cfg.ckpt_path
 
 

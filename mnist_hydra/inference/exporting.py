@@ -16,25 +16,41 @@ from typing import Optional
 import numpy as np
 
 from mnist_hydra.errors import ConfigError, ExportError, first_line
-from mnist_hydra.files import file_lock, remove_temporaries, write_atomically, write_folder_atomically
-from mnist_hydra.inference.loading import open_run
+from mnist_hydra.files import (
+    file_lock,
+    refuse_links,
+    remove_temporaries,
+    write_atomically,
+    write_folder_atomically,
+)
+from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS, open_run
 
 log = logging.getLogger(__name__)
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
 EXPORTED_NAME = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
-def export(ckpt_path, format: str, trust_run_code: bool = False, output_dir: Optional[str] = None) -> Path:
+def export(
+    ckpt_path,
+    format: str,
+    trust_run_code: bool = False,
+    output_dir: Optional[str] = None,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
+) -> Path:
     """Write the run's model in `format` (checked: config/validate.py) into `output_dir`, by
     default the run's export/ folder; return its path."""
     if format == "onnx":
         _require_onnx()
-    run = open_run(ckpt_path, trust_run_code)
+    run = open_run(ckpt_path, trust_run_code, max_parameters)
     model = run.model
     model(np.zeros((1, *run.image_shape), np.float32))  # Keras' ONNX exporter wants a model once called
     folder = Path(output_dir).expanduser() if output_dir else run.folder / "export"
     target = folder / EXPORTED_NAME[format]
     try:
+        # The run's folder may have come from anyone: its export/ (or what is in yours) may not be a
+        # link that leads elsewhere, where the export would replace and clean up files.
+        for written in (target, folder / ".lock"):
+            refuse_links(written, folder if output_dir else run.folder)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / ".lock", "a"):
             pass

@@ -4,25 +4,34 @@ dataset it was trained on (which prepares a person's images the way it prepared 
 evaluate, predict, serve and export all start here; evaluate, predict and serve open a sweep's
 completed runs the same way, one by one, as one ensemble (mnist_hydra/trained_runs.py finds them).
 
-A run folder may have come from anyone, so nothing it says chooses code to run: the model
-loads with Keras' safe_mode, its dataset is built only if it is one of ours, and its model's
-module is not imported. Nor where to write: an image folder's cache goes to this machine's
-default cache folder, not to the run's `cache_dir`. `trust_run_code=true` (the user's word,
-for one command) lifts these, for a run of one's own model or dataset (docs/guarantees.md:
-Reading a run).
+A run folder may have come from anyone, so nothing it says chooses code to run: its config is
+read as data (mnist_hydra/received_run.py) and our dataset class is constructed from those
+checked values, never by Hydra's instantiate; its model's size is read from the model's config
+before any weight is allocated (`max_parameters`, and a sweep's members together against the
+machine's memory); the model loads with Keras' safe mode set for that load, whatever any global
+flag says; its model's module is not imported. Nor where to write: an image folder's cache goes
+to this machine's default cache folder, not to the run's `cache_dir`. `trust_run_code=true` (the
+user's word, for one command) lifts these, for a run of one's own model or dataset
+(docs/guarantees.md: Reading a run).
 """
 
 import importlib
+import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import keras
-from omegaconf import DictConfig, OmegaConf
+from keras.src.backend.common import global_state
+from keras.src.backend.common.stateless_scope import StatelessScope
+from keras.src.saving.serialization_lib import SafeModeScope, deserialize_keras_object
 
 from mnist_hydra.building import build
 from mnist_hydra.data import Dataset
 from mnist_hydra.errors import CheckpointError, first_line
+from mnist_hydra.machine import machine_memory
+from mnist_hydra.received_run import SavedConfig
 from mnist_hydra.trained_runs import RunFiles, locate_run, locate_runs
 
 log = logging.getLogger(__name__)
@@ -39,7 +48,7 @@ class TrainedRun(NamedTuple):
 
     model_path: Path
     folder: Path
-    config: DictConfig
+    config: SavedConfig
     class_names: list[str]
     image_shape: tuple
     test_set_sha256: Optional[str]
@@ -48,28 +57,42 @@ class TrainedRun(NamedTuple):
     dataset: Dataset
 
 
-# The datasets a run folder may name without trust_run_code: ours, whose arguments are data.
-OUR_DATASETS = ("mnist_hydra.data.idx.IDXDataset", "mnist_hydra.data.image_folder.ImageFolderDataset")
 OUR_MODELS = ("mnist_hydra.models.cnn.build_cnn",)  # of Keras' own layers: nothing to import
+DEFAULT_MAX_PARAMETERS = 50_000_000  # conf/evaluate.yaml and the others: 40x our largest preset
+MAX_MODEL_CONFIG_BYTES = 16 << 20  # a .keras file's config.json: a model of thousands of layers fits
+BYTES_PER_PARAMETER = 12  # float32 weights, as loaded, plus what loading and predicting hold beside them
 
 
-def open_runs(ckpt_path, trust_run_code: bool = False) -> tuple[list[TrainedRun], list[str]]:
-    """The run of `ckpt_path`, or a sweep's completed runs; and the jobs skipped (with why)."""
-    located, skipped = locate_runs(ckpt_path)
+def open_runs(
+    ckpt_path, trust_run_code: bool = False, max_parameters: int = DEFAULT_MAX_PARAMETERS
+) -> tuple[list[TrainedRun], list[str]]:
+    """The run of `ckpt_path`, or a sweep's completed runs; and the jobs skipped (with why).
+    Every member's size is read, and their total checked against the machine's memory, before
+    any member's weights load."""
+    located, skipped = locate_runs(ckpt_path, trust_run_code)
+    sizes = [model_parameters(files, trust_run_code, max_parameters) for files in located]
+    needed, memory = sum(sizes) * BYTES_PER_PARAMETER, machine_memory()
+    if needed > memory // 2:
+        raise CheckpointError(
+            f"{ckpt_path}: its {len(located)} models have {sum(sizes):,} parameters together, about "
+            f"{needed / 2**30:.1f} GB to load: more than half of this machine's {memory / 2**30:.0f} GB"
+        )
     if len(located) > 1:
         logging.getLogger("tensorflow").addFilter(_not_a_retrace_warning)  # once: the same function
     return [open_located(files, trust_run_code) for files in located], skipped
 
 
-def open_ensemble(ckpt_path, trust_run_code: bool = False) -> list[TrainedRun]:
+def open_ensemble(
+    ckpt_path, trust_run_code: bool = False, max_parameters: int = DEFAULT_MAX_PARAMETERS
+) -> list[TrainedRun]:
     """The run of `ckpt_path`, or a sweep's completed runs to answer together (predict, serve):
     they must read an image the same way and name the same classes. Skipped jobs are logged."""
-    members, skipped = open_runs(ckpt_path, trust_run_code)
+    members, skipped = open_runs(ckpt_path, trust_run_code, max_parameters)
     for name in skipped:
         log.warning("Skipped %s", name)
 
     def preparation(run: TrainedRun) -> tuple:
-        return run.class_names, tuple(run.image_shape), run.config.dataset._target_
+        return run.class_names, tuple(run.image_shape), run.config.dataset_target
 
     for run in members[1:]:
         if preparation(run) != preparation(members[0]):
@@ -80,69 +103,123 @@ def open_ensemble(ckpt_path, trust_run_code: bool = False) -> list[TrainedRun]:
     return members
 
 
-def open_run(ckpt_path, trust_run_code: bool = False) -> TrainedRun:
+def open_run(
+    ckpt_path, trust_run_code: bool = False, max_parameters: int = DEFAULT_MAX_PARAMETERS
+) -> TrainedRun:
     """The run of `ckpt_path`: a run folder, or a model file inside one."""
-    return open_located(locate_run(ckpt_path), trust_run_code)
+    files = locate_run(ckpt_path, trust_run_code)
+    model_parameters(files, trust_run_code, max_parameters)
+    return open_located(files, trust_run_code)
 
 
 def open_located(files: RunFiles, trust_run_code: bool = False) -> TrainedRun:
-    dataset = files.config.dataset
-    if not trust_run_code:
-        _refuse_foreign_targets(files)
-        if dataset.get("cache_dir") is not None:  # where to write is this machine's choice, not the run's
-            dataset = OmegaConf.merge(dataset, {"cache_dir": None})
-    return TrainedRun(*files, load_model(files, trust_run_code), build("dataset", dataset))
+    """Its model and dataset, once its size was checked (model_parameters)."""
+    if files.config.trusted:
+        dataset = build("dataset", files.config.dataset)
+    else:
+        dataset = our_dataset(files.config.dataset)
+    return TrainedRun(*files, load_model(files, trust_run_code), dataset)
 
 
-def _refuse_foreign_targets(files: RunFiles) -> None:
-    """Every `_target_` anywhere in the run's dataset config (instantiate follows nested ones)
-    must be one of our datasets: whoever wrote the folder would otherwise choose the code."""
-    for key, value in _targets(OmegaConf.to_container(files.config.dataset, resolve=False), "dataset"):
-        if key != "dataset._target_" or value not in OUR_DATASETS:
-            raise CheckpointError(
-                f"{key}={value} in {files.folder / '.hydra' / 'config.yaml'} is not one of "
-                f"mnist-hydra's datasets, and a run folder may not choose code to run: pass "
-                f"trust_run_code=true if you trust whoever made the run (your own dataset class)"
-            )
+def our_dataset(checked) -> Dataset:
+    """One of our two dataset classes, constructed from a received run's checked values
+    (received_run.py): never through instantiate, which would follow what the values name."""
+    from mnist_hydra.data.idx import IDXDataset
+    from mnist_hydra.data.image_folder import ImageFolderDataset
+
+    classes = {
+        "mnist_hydra.data.idx.IDXDataset": IDXDataset,
+        "mnist_hydra.data.image_folder.ImageFolderDataset": ImageFolderDataset,
+    }
+    arguments = {key: checked[key] for key in checked if key != "_target_"}
+    if "cache_dir" in arguments:  # where to write is this machine's choice, not the run's
+        arguments["cache_dir"] = None
+    return classes[checked._target_](**arguments)
 
 
-def _targets(tree, path: str):
-    """(dotted key, value) of every `_target_` in a config tree, in dicts and lists alike."""
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
-    for key, value in items:
-        if key == "_target_":
-            yield f"{path}._target_", value
-        yield from _targets(value, f"{path}.{key}")
+def model_parameters(files: RunFiles, trust_run_code: bool, max_parameters: int) -> int:
+    """How many parameters the model's config gives it, counted without allocating a weight (the
+    config is built in a stateless scope, whose variables stay uninitialized and are dropped);
+    refused above `max_parameters`. A small file can describe a huge model (zeros deflate well)."""
+    if trust_run_code:
+        _import_model_module(files.config.model_target)  # its custom layers register themselves there
+    config = _model_config(files.model_path)
+    config.pop("compile_config", None)  # its optimizer: not parameters, and it makes a variable at once
+    pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+    before = len(pending)
+    try:
+        with StatelessScope(initialize_variables=False), SafeModeScope(True):
+            count = deserialize_keras_object(config, safe_mode=True).count_params()
+    except Exception as error:  # Keras raises several kinds; each means the same to a user
+        raise CheckpointError(
+            f"{files.model_path}: refused or unreadable as a Keras model: {first_line(error)}"
+            f"{_module_hint(files, trust_run_code)}"
+        ) from None
+    finally:
+        del pending[before:]  # never to be initialized by a later scope
+    if count > max_parameters:
+        raise CheckpointError(
+            f"{files.model_path}: its model has {count:,} parameters, more than max_parameters="
+            f"{max_parameters:,}; pass a larger max_parameters= if you expect a model this large"
+        )
+    return count
+
+
+def _model_config(model_path: Path) -> dict:
+    """The model's config.json from its .keras file (a zip), read within bounds."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_MODEL_CONFIG_BYTES:
+                raise CheckpointError(
+                    f"{model_path}: its config.json is {info.file_size:,} bytes, more than a model's config"
+                )
+            with archive.open(info) as file:
+                config = json.loads(file.read(MAX_MODEL_CONFIG_BYTES + 1))
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, RuntimeError) as error:
+        raise CheckpointError(
+            f"{model_path}: refused or unreadable as a Keras model (.keras): {first_line(error)}"
+        ) from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{model_path}: its config.json is not a model's config")
+    return config
 
 
 def load_model(files: RunFiles, trust_run_code: bool = False) -> keras.Model:
-    """Load with Keras' safe_mode on (a file that would run code when loaded is refused, not
-    run), and check that it takes the run's images and gives one output per class. With
-    `trust_run_code`, the module of the run's model builder is imported first (a custom layer
-    registers itself with Keras there)."""
-    target = files.config.get("model", {}).get("_target_")
+    """Load with Keras' safe mode on for this load (a file that would run code when loaded is
+    refused, not run, even if something turned Keras' global flag off), and check that it takes the
+    run's images and gives one output per class. With `trust_run_code`, the module of the run's
+    model builder is imported first (a custom layer registers itself with Keras there)."""
     if trust_run_code:
-        _import_model_module(target)
+        _import_model_module(files.config.model_target)
     try:
-        model = keras.models.load_model(files.model_path, safe_mode=True)
+        with SafeModeScope(True):
+            model = keras.models.load_model(files.model_path, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
-        hint = (
-            f" (its model, model._target_={target}, may need its own module, which is imported "
-            f"only with trust_run_code=true)"
-            if target not in OUR_MODELS and not trust_run_code
-            else ""
-        )
         raise CheckpointError(
-            f"{files.model_path}: refused or unreadable as a Keras model: {first_line(error)}{hint}"
+            f"{files.model_path}: refused or unreadable as a Keras model: {first_line(error)}"
+            f"{_module_hint(files, trust_run_code)}"
         ) from None
     expected_input, classes = (None, *files.image_shape), len(files.class_names)
     if tuple(model.input_shape) != expected_input or tuple(model.output_shape) != (None, classes):
         raise CheckpointError(
             f"{files.model_path}: takes {tuple(model.input_shape)} and gives {tuple(model.output_shape)}, "
-            f"but its run's dataset {files.config.dataset.name} has "
+            f"but its run's dataset {files.config.dataset_name} has "
             f"{'x'.join(map(str, files.image_shape))} images and {classes} classes: not the model of this run"
         )
     return model
+
+
+def _module_hint(files: RunFiles, trust_run_code: bool) -> str:
+    target = files.config.model_target
+    if target in OUR_MODELS or trust_run_code:
+        return ""
+    return (
+        f" (its model, model._target_={target}, may need its own module, which is imported "
+        f"only with trust_run_code=true)"
+    )
 
 
 def _import_model_module(target) -> None:

@@ -14,15 +14,21 @@ import numpy as np
 
 from mnist_hydra.errors import ImageError
 from mnist_hydra.files import write_csv
-from mnist_hydra.inference.loading import open_ensemble
+from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS, open_ensemble
 
 log = logging.getLogger(__name__)
 TOP = 3
 COLUMNS = ["path", "predicted"] + [f"top{r}{s}" for r in range(1, TOP + 1) for s in ("", "_probability")]
 
 
-def predict(ckpt_path, images: list, output_dir: Path, trust_run_code: bool = False) -> list[dict]:
-    members = open_ensemble(ckpt_path, trust_run_code)
+def predict(
+    ckpt_path,
+    images: list,
+    output_dir: Path,
+    trust_run_code: bool = False,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
+) -> list[dict]:
+    members = open_ensemble(ckpt_path, trust_run_code, max_parameters)
     class_names, dataset = members[0].class_names, members[0].dataset
 
     prepared, paths, failures = [], [], []

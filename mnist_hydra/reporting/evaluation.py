@@ -21,7 +21,7 @@ from mnist_hydra.data import Split, to_model_inputs
 from mnist_hydra.data.pipeline import prediction_batches
 from mnist_hydra.errors import CheckpointError
 from mnist_hydra.files import write_json
-from mnist_hydra.inference.loading import TrainedRun, open_runs
+from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS, TrainedRun, open_runs
 from mnist_hydra.reporting.plots import plot_confusion_matrix, plot_misclassified
 
 log = logging.getLogger(__name__)
@@ -122,13 +122,17 @@ def score_on_test(
 def tta_of(run: TrainedRun, tta_shift: Optional[int]) -> int:
     """The test-time augmentation to evaluate `run` with: `tta_shift`, or else the run's own."""
     if tta_shift is None:
-        return run.config.trainer.get("tta_shift", 0)  # runs from before it existed: 0
+        return run.config.tta_shift  # runs from before it existed: 0
     check_tta_shift(tta_shift, run.image_shape[0], "tta_shift")
     return tta_shift
 
 
 def evaluate(
-    ckpt_path, output_dir: Path, tta_shift: Optional[int] = None, trust_run_code: bool = False
+    ckpt_path,
+    output_dir: Path,
+    tta_shift: Optional[int] = None,
+    trust_run_code: bool = False,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
 ) -> dict:
     """A trained run, or a sweep's completed runs as one ensemble, on the test set of the
     dataset they were trained on: metrics.json, the confusion matrix, the worst mistakes.
@@ -136,7 +140,7 @@ def evaluate(
     Each run is scored with the batch size it was tested with (test_batch_size), so that its
     accuracy equals the one it reported. An ensemble's members must share one test set (anything else is
     refused); failed or unfinished jobs are skipped and named."""
-    members, skipped = open_runs(ckpt_path, trust_run_code)
+    members, skipped = open_runs(ckpt_path, trust_run_code, max_parameters)
     for name in skipped:
         log.warning("Skipped %s", name)
     first = members[0]

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from mnist_hydra.data.images import MAX_PIXELS
-from mnist_hydra.inference.loading import open_ensemble
+from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS, open_ensemble
 
 MAX_BATCH = 64  # images per model call at most
 
 
 class Classifier:
-    def __init__(self, ckpt_path, trust_run_code: bool = False):
+    def __init__(self, ckpt_path, trust_run_code: bool = False, max_parameters: int = DEFAULT_MAX_PARAMETERS):
         # safe_mode: a model file that would run code is refused
-        self.members = open_ensemble(ckpt_path, trust_run_code)
+        self.members = open_ensemble(ckpt_path, trust_run_code, max_parameters)
         self.source = Path(str(ckpt_path)).expanduser()  # the run's folder or model file, or the sweep's
         self.run, self.dataset = self.members[0], self.members[0].dataset  # all read images alike
         for run in self.members:  # traced now rather than on the first requests (then any batch size)
@@ -87,7 +87,7 @@ class Classifier:
         return {
             "run": str(self.run.folder) if len(members) == 1 else str(self.source),
             "model_file": members[0]["model_file"] if len(members) == 1 else None,
-            "dataset": self.run.config.dataset.name,
+            "dataset": self.run.config.dataset_name,
             "class_names": self.run.class_names,
             "image_shape": list(self.run.image_shape),
             "test_accuracy": members[0]["test_accuracy"] if len(members) == 1 else None,

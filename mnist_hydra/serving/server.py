@@ -6,10 +6,10 @@ import logging
 import signal
 import socket
 
-import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS
 from mnist_hydra.serving.app import create_app
 from mnist_hydra.serving.classifier import Classifier
 from mnist_hydra.serving.limits import Limits
@@ -17,9 +17,15 @@ from mnist_hydra.serving.limits import Limits
 log = logging.getLogger(__name__)
 
 
-def serve(sock: socket.socket, ckpt_path, limits: Limits, trust_run_code: bool = False) -> None:
+def serve(
+    sock: socket.socket,
+    ckpt_path,
+    limits: Limits,
+    trust_run_code: bool = False,
+    max_parameters: int = DEFAULT_MAX_PARAMETERS,
+) -> None:
     """Load the run's model, then serve on `sock` until Ctrl+C or SIGTERM."""
-    classifier = Classifier(ckpt_path, trust_run_code)
+    classifier = Classifier(ckpt_path, trust_run_code, max_parameters)
     app = create_app(classifier, limits)
     host, port = sock.getsockname()[:2]
     if "*" in limits.hosts:
@@ -59,34 +65,41 @@ def _interrupt(signum, frame):
 
 def _with_head_deadline(timeout: float) -> type:
     class HeadDeadlineH11Protocol(H11Protocol):
-        """uvicorn's HTTP/1.1 with a deadline for each request's head, from the connection's
-        start or its last answer: a client that sends its headers a byte at a time is closed.
-        (uvicorn's own keep-alive timeout restarts at every byte.)"""
+        """uvicorn's HTTP/1.1 with a deadline on every moment the connection is not in the middle of
+        an answer: from its start, or from its last answer, the next request's head must have arrived
+        within `timeout`, or the connection is closed, whatever state the client left it in (half its
+        headers sent a byte at a time, or the rest of a body the answer did not need, trickling in).
+        uvicorn's own keep-alive timeout restarts at every byte; h11's IDLE state is not the only
+        one a silent client can hold. While an answer is made, the app's own deadline (a body within
+        `timeout` of its head: 408) applies."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
-            self._arm_head_deadline()
+            self._arm_deadline()
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:  # the head has arrived
-                self._head_deadline.cancel()
+            if self._answering():  # a request's head has arrived: its answer is being made
+                self._deadline.cancel()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._arm_head_deadline()
+            self._arm_deadline()
 
         def connection_lost(self, exc) -> None:
-            self._head_deadline.cancel()
+            self._deadline.cancel()
             super().connection_lost(exc)
 
-        def _arm_head_deadline(self) -> None:
-            if getattr(self, "_head_deadline", None) is not None:
-                self._head_deadline.cancel()
-            self._head_deadline = self.loop.call_later(timeout, self._too_slow)
+        def _answering(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def _arm_deadline(self) -> None:
+            if getattr(self, "_deadline", None) is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(timeout, self._too_slow)
 
         def _too_slow(self) -> None:
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if not self._answering() and not self.transport.is_closing():
                 self.transport.close()
 
     return HeadDeadlineH11Protocol
