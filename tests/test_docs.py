@@ -150,7 +150,7 @@ def docs_workspace(trained_run, tmp_path_factory) -> Path:
         (workspace / name).symlink_to(ROOT / name)
     (workspace / ".venv").symlink_to(Path(sys.executable).parent.parent)
     shutil.copytree(trained_run, workspace / RUN)
-    sweep = run_cli(
+    sweep = run_cli(  # the README's `python -m mnist_hydra.train -m model.dropout=0.3,0.5`, into SWEEP
         "mnist_hydra.train",
         "-m",
         "model.dropout=0.3,0.5",

@@ -57,6 +57,8 @@ class LoopbackRayLauncher(RayLauncher):
         with open_dict(self.ray_cfg):
             if private:
                 self.ray_cfg.init.setdefault("_node_ip_address", LOOPBACK)
+                # Ray's dashboard: seconds of start-up and another server, for a sweep's private instance.
+                self.ray_cfg.init.setdefault("include_dashboard", False)
             # As the plugin does: Ray's default object store is too small on small machines.
             self.ray_cfg.init.setdefault("object_store_memory", 78643200)
         let_jobs_be_interrupted()  # before Ray starts its workers: ray.cancel interrupts them

@@ -157,8 +157,14 @@ def _find(folder: Path, stem: str) -> Optional[Path]:
     return None
 
 
+KERAS_DOWNLOADS = ("mnist", "fashion_mnist")  # keras.datasets' modules of IDX files, by name
+
+
 def _keras_download(module: str) -> Path:
-    """Let Keras download a dataset (e.g. fashion_mnist), and return the folder it put the files in."""
+    """Let Keras download a dataset (e.g. fashion_mnist), and return the folder it put the files in.
+    Only from a table: the name comes from a config, which may be a received run's."""
+    if module not in KERAS_DOWNLOADS:
+        raise ValueError(f"keras_download={module} is not one of {', '.join(KERAS_DOWNLOADS)}")
     loader = importlib.import_module(f"keras.datasets.{module}")
     loader.load_data()
     keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
