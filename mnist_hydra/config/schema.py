@@ -196,6 +196,7 @@ class TrainConfig:
     schedule: Any = MISSING
     loss: Any = MISSING
     tracker: Any = MISSING
+    callbacks: Optional[dict[str, Any]] = None  # each selected callback's config, by its name
     trainer: TrainerConfig = MISSING
     seed: int = MISSING
     resume: bool = MISSING

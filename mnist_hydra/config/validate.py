@@ -65,6 +65,7 @@ def validate(cfg: DictConfig) -> None:
         )
     require(bool(names), "objective", "[]", "at least one metric")
     _check_optimizer(cfg.optimizer)
+    _check_callbacks(cfg)
 
 
 def refuse_unknown_keys(node: DictConfig, path: str = "") -> None:
@@ -211,6 +212,45 @@ def _check_memory(cfg: DictConfig, params: int, activations: int) -> None:
             f"needs about {needed / 2**30:,.0f} GiB to train ({params:,} parameters), more than this "
             f"machine's {available / 2**30:,.0f} GiB: use a smaller model or a smaller batch"
         )
+
+
+# What Keras logs at the end of each epoch: what a callback may watch.
+EPOCH_LOGS = ("loss", "accuracy", "val_loss", "val_accuracy")
+CONSTANT_SCHEDULE = "mnist_hydra.training.schedules.constant"
+
+
+def _check_callbacks(cfg: DictConfig) -> None:
+    """Each selected callback names what builds it, watches a metric the run produces, and (a
+    plateau's) can change the learning rate: refused here, not epochs into training."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        require(
+            isinstance(node, DictConfig) and isinstance(node.get("_target_"), str),
+            f"callbacks.{name}",
+            node,
+            "a config with the _target_ that builds the callback (conf/callbacks/ has examples)",
+        )
+        monitor = node.get("monitor")
+        if monitor is not None:
+            require(
+                monitor in EPOCH_LOGS,
+                f"callbacks.{name}.monitor",
+                monitor,
+                f"one of {', '.join(EPOCH_LOGS)}: what Keras logs after each epoch",
+            )
+            require(
+                not monitor.startswith("val_") or cfg.trainer.validation_split > 0,
+                f"callbacks.{name}.monitor",
+                monitor,
+                "loss or accuracy, unless trainer.validation_split > 0 (then val_loss or val_accuracy)",
+            )
+        if node._target_.endswith("ReduceLROnPlateau"):
+            require(
+                cfg.schedule.get("_target_") == CONSTANT_SCHEDULE,
+                f"callbacks.{name}",
+                name,
+                f"only with schedule=constant: schedule._target_={cfg.schedule.get('_target_')} "
+                "sets the learning rate at every step, which a plateau could not change",
+            )
 
 
 def _check_loss_and_schedule(cfg: DictConfig) -> None:

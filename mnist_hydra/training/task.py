@@ -27,6 +27,7 @@ from mnist_hydra.reporting.plots import plot_learning_curves
 from mnist_hydra.run_folders import claim, release
 from mnist_hydra.search.job import TrialAddress
 from mnist_hydra.training.backup import EpochBackup
+from mnist_hydra.training.callbacks import BestCheckpoint, configured_callbacks
 from mnist_hydra.training.cpu import onednn_enabled, use_precision, use_threads
 from mnist_hydra.training.pruning import TrialReporter, trial_reporter
 from mnist_hydra.training.records import (
@@ -179,8 +180,10 @@ def fit_and_test(
         **machine,
     )
     epochs = EpochRecorder(output_dir / "epochs.json")
-    # Restores an interrupted run's last epoch first; removed once the run is completed.
-    backup = EpochBackup(output_dir / "backup")
+    configured = configured_callbacks(cfg, output_dir / "backup")  # conf/callbacks, none by default
+    # Restores an interrupted run's last epoch (and the callbacks' state) first; removed once the
+    # run is completed.
+    backup = EpochBackup(output_dir / "backup", keeping=configured)
     with record.watching(lambda: build("tracker", cfg.tracker, output_dir=output_dir, config=cfg)) as tracker:
         model.fit(
             data.batches,
@@ -194,6 +197,7 @@ def fit_and_test(
                 epochs,
                 *tracker.callbacks(),
                 *fault_point_callbacks(),
+                *configured.values(),  # before the backup, which keeps their state (backup.py)
                 backup,
                 *filter(None, [trial]),
             ],
@@ -217,12 +221,28 @@ def fit_and_test(
             status="completed",
             **test,
             **last_validation,
+            **ended_early(epochs, cfg.trainer.epochs, configured),
             history=epochs.history,
             epoch_seconds=epochs.seconds,
         )
         tracker.finish(metrics, output_dir / "model.keras")
         shutil.rmtree(output_dir / "backup", ignore_errors=True)
     return metrics
+
+
+def ended_early(epochs: EpochRecorder, planned: int, configured: dict) -> dict:
+    """What metrics.json says of a run its callbacks ended before its last epoch (stopped_epoch:
+    the last epoch it trained), and of the epoch best_checkpoint kept (best_epoch)."""
+    ran = len(epochs.history.get("loss", []))
+    ended = {}
+    if ran < planned:
+        ended["stopped_epoch"] = ran
+        log.info("Stopped early after epoch %d of %d (callbacks: %s)", ran, planned, ", ".join(configured))
+    best = [callback.best_epoch for callback in configured.values() if isinstance(callback, BestCheckpoint)]
+    if best and best[0]:
+        ended["best_epoch"] = best[0]
+        log.info("The model is its best epoch's, epoch %d", best[0])
+    return ended
 
 
 def record_pruned(
