@@ -108,3 +108,19 @@ def test_a_users_own_callback_from_a_plain_yaml_file(train_run, tmp_path):
     )
     lines = (tmp_path / "run" / "epochs-by-keras.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,") and len(lines) == 3  # a header and two epochs
+
+
+def test_a_sweeps_summary_says_which_jobs_stopped_early_and_when(tmp_path):
+    from mnist_hydra.reporting.sweep_summary import markdown_table, write_summary
+
+    rows = [
+        {"job": "0", "overrides": ["seed=1"], "status": "ok", "test_accuracy": 0.9, "stopped_epoch": 3},
+        {"job": "1", "overrides": ["seed=2"], "status": "ok", "test_accuracy": 0.8},
+    ]
+    table = markdown_table(rows, ["seed"], "test_accuracy")
+    assert "| params | stopped_epoch | seconds |" in table and "| 3 |" in table.splitlines()[2]
+    write_summary(tmp_path, rows, "test_accuracy")
+    header = (tmp_path / "summary.csv").read_text().splitlines()[0]
+    assert header.endswith(",params,stopped_epoch,seconds,overrides,error")
+    # A sweep without callbacks keeps its columns as they were.
+    assert "stopped_epoch" not in markdown_table(rows[1:], ["seed"], "test_accuracy")

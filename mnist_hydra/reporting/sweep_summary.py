@@ -76,7 +76,8 @@ def _run_metrics(job_dir: Path) -> dict:
     except (OSError, ValueError):
         return {}
     numbers = {name: run[name] for name in METRICS if run.get(name) is not None}
-    return {**numbers, "params": run.get("params"), "run_status": run.get("status")}
+    ended = {"stopped_epoch": run["stopped_epoch"]} if run.get("stopped_epoch") else {}  # callbacks
+    return {**numbers, "params": run.get("params"), **ended, "run_status": run.get("status")}
 
 
 def collect_rows(sweep_dir: Path) -> list[dict]:
@@ -138,9 +139,10 @@ def write_summary(sweep_dir: Path, rows: list[dict], metric: str) -> str:
     """Write summary.csv, summary.md and summary.png; return the table in Markdown."""
     rows = ranked(rows, metric)
     keys = swept_keys(rows)
+    stopped = ["stopped_epoch"] if any("stopped_epoch" in row for row in rows) else []
     write_csv(
         sweep_dir / "summary.csv",
-        [COLUMNS[0], *keys, *COLUMNS[1:]],
+        [COLUMNS[0], *keys, *COLUMNS[1:-3], *stopped, *COLUMNS[-3:]],
         [{**row, **_split(row["overrides"]), "overrides": " ".join(row["overrides"])} for row in rows],
     )
     table = markdown_table(rows, keys, metric)
@@ -158,7 +160,8 @@ def summary_files(sweep_dir: Path) -> str:
 
 def markdown_table(rows: list[dict], keys: list[str], metric: str) -> str:
     shown = [m for m in METRICS if any(m in row for row in rows)] or [metric]
-    header = ["job", *keys, "status", *shown, "params", "seconds", "error"]
+    stopped = ["stopped_epoch"] if any("stopped_epoch" in row for row in rows) else []  # callbacks
+    header = ["job", *keys, "status", *shown, "params", *stopped, "seconds", "error"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [
@@ -167,6 +170,7 @@ def markdown_table(rows: list[dict], keys: list[str], metric: str) -> str:
             row["status"],
             *(_number(row.get(m), "{:.4f}") for m in shown),
             _number(row.get("params"), "{:,}"),
+            *(_number(row.get(column), "{}") for column in stopped),
             _number(row.get("seconds"), "{:.1f}"),
             row.get("error", "").replace("|", "/"),
         ]
