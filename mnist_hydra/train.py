@@ -22,6 +22,7 @@ from mnist_hydra.machine import use_onednn
 from mnist_hydra.process import run_then_exit, task_returned
 from mnist_hydra.run_folders import release
 from mnist_hydra.search.job import trial_of
+from mnist_hydra.trained_runs import locate_run
 from mnist_hydra.training.guard import job_folder, run_folder
 
 register_schemas()
@@ -44,6 +45,8 @@ def main(cfg: DictConfig) -> float | list[float]:
         )
     try:
         validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
+        if cfg.get("init_from"):
+            locate_run(cfg.init_from)  # the run to start from, read as data (received_run.py)
         log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
         with tensorflow_start_quieted(start_devices=False):  # the task sets its threads first
             from mnist_hydra.training.task import train  # TensorFlow loads here

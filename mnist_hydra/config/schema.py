@@ -182,6 +182,7 @@ class TrainerConfig:
     steps_per_execution: int = MISSING
     augment: AugmentConfig = MISSING
     tta_shift: int = MISSING  # pixels; 0: no test-time augmentation
+    freeze: int = MISSING  # the first n layers are not trained (fine-tuning)
 
 
 # --- the commands ---------------------------------------------------------------------
@@ -201,6 +202,8 @@ class TrainConfig:
     seed: int = MISSING
     resume: bool = MISSING
     objective: Any = MISSING  # a metric's name, or a list of them (README: Search)
+    init_from: Optional[str] = MISSING  # a trained run (folder or model.keras) to start from
+    init_from_head: str = MISSING  # same or new
 
 
 @dataclass

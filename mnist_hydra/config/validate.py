@@ -66,6 +66,13 @@ def validate(cfg: DictConfig) -> None:
     require(bool(names), "objective", "[]", "at least one metric")
     _check_optimizer(cfg.optimizer)
     _check_callbacks(cfg)
+    require(
+        cfg.init_from_head in ("same", "new"),
+        "init_from_head",
+        cfg.init_from_head,
+        "same (every layer from init_from's run) or new (all but the last, for other classes)",
+    )
+    require(cfg.trainer.freeze >= 0, "trainer.freeze", cfg.trainer.freeze, "a number of layers, 0 or more")
 
 
 def refuse_unknown_keys(node: DictConfig, path: str = "") -> None:

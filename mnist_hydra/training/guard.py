@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from mnist_hydra.config.validate import validate
-from mnist_hydra.errors import ConfigError, RunFolderError, underlying
+from mnist_hydra.errors import CheckpointError, ConfigError, RunFolderError, underlying
 from mnist_hydra.run_folders import FINISHED, claim, live_holder, run_status
+from mnist_hydra.trained_runs import locate_run
 
 
 def job_folder(subdir: str, *, _root_: DictConfig) -> str:
@@ -78,7 +79,9 @@ class RunFolderGuard(Callback):
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
         try:
             validate(task)  # a bad value: one line, and no run folder (a sweep's jobs: in main())
-        except ConfigError as error:
+            if task.get("init_from"):
+                locate_run(task.init_from)  # the run to start from, read as data (received_run.py)
+        except (ConfigError, CheckpointError) as error:
             raise SystemExit(str(error)) from None
         try:
             claim(Path(config.hydra.run.dir), task)  # resolving run.dir finds the run resume=true means

@@ -29,6 +29,7 @@ from mnist_hydra.search.job import TrialAddress
 from mnist_hydra.training.backup import EpochBackup
 from mnist_hydra.training.callbacks import BestCheckpoint, configured_callbacks
 from mnist_hydra.training.cpu import onednn_enabled, use_precision, use_threads
+from mnist_hydra.training.fine_tuning import freeze, start_from
 from mnist_hydra.training.pruning import TrialReporter, trial_reporter
 from mnist_hydra.training.records import (
     EpochRecorder,
@@ -138,6 +139,9 @@ def compiled_model(
 ) -> keras.Model:
     """The model the configs describe, compiled with their optimizer, schedule, loss and levers."""
     model = build_model(cfg.model, input_shape, num_classes)
+    if cfg.get("init_from"):
+        start_from(model, cfg.init_from, cfg.init_from_head)
+    freeze(model, cfg.trainer.freeze)
     learning_rate = build(
         "schedule",
         cfg.schedule,
@@ -177,6 +181,7 @@ def fit_and_test(
         train_images=data.train_images,
         test_images=len(data.test.labels),
         test_set_sha256=data.test.sha256(),  # evaluate checks that it still tests these images
+        **({"init_from": str(cfg.init_from)} if cfg.get("init_from") else {}),
         **machine,
     )
     epochs = EpochRecorder(output_dir / "epochs.json")

@@ -1,0 +1,73 @@
+"""Fine-tuning: init_from=<a trained run> starts from its weights (read as evaluate reads a run),
+trainer.freeze keeps the first layers as they come, init_from_head=new gives other classes a
+fresh classifier."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import SMOKE, metrics_of
+from test_docs import image_folder
+
+ALL_TUTORIAL_LAYERS = 7  # Conv, Conv, MaxPool, Dropout, Flatten, Dense, Dense
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    from conftest import command_metrics
+
+    folder = tmp_path_factory.mktemp("source") / "run"
+    command_metrics("train", folder, *SMOKE, "trainer.epochs=2")
+    return folder
+
+
+def weights_of(run):
+    return [layer.get_weights() for layer in keras.models.load_model(run / "model.keras").layers]
+
+
+def test_a_run_started_from_another_with_every_layer_frozen_is_that_run(train_run, source_run, tmp_path):
+    record = train_run(
+        tmp_path / "tuned", *SMOKE, f"init_from={source_run}", f"trainer.freeze={ALL_TUTORIAL_LAYERS}"
+    )
+    assert record["init_from"] == str(source_run)
+    for mine, its in zip(weights_of(tmp_path / "tuned"), weights_of(source_run)):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, its))  # copied, then never trained
+    assert record["test_accuracy"] == metrics_of(source_run)["test_accuracy"]
+
+
+def test_a_new_head_learns_other_classes_on_the_frozen_features(train_run, source_run, tmp_path):
+    image_folder(tmp_path / "shapes", channels=1, size=28)
+    record = train_run(
+        tmp_path / "tuned",
+        "dataset=image_folder",
+        f"dataset.path={tmp_path / 'shapes'}",
+        "trainer.epochs=1",
+        "trainer.batch_size=16",
+        f"init_from={source_run}",
+        "init_from_head=new",
+        f"trainer.freeze={ALL_TUTORIAL_LAYERS - 1}",
+    )
+    assert record["class_names"] == ["bar", "cross", "square"]
+    tuned, source = weights_of(tmp_path / "tuned"), weights_of(source_run)
+    for mine, its in zip(tuned[:-1], source[:-1]):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, its))
+    assert tuned[-1][0].shape == (250, 3) and source[-1][0].shape == (250, 10)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["init_from={tmp}/nowhere"], "no such model file"),
+        (["init_from={source}", "model=keras_example"], "its layer 3 with weights is dense"),
+        (
+            ["init_from={source}", "trainer.freeze=99"],
+            "trainer.freeze=99 is not allowed: the model has 7 layers",
+        ),
+        (["init_from={source}", "init_from_head=fresh"], "init_from_head=fresh is not allowed"),
+    ],
+)
+def test_a_run_that_cannot_start_from_another_is_refused_in_one_line(
+    cli, source_run, tmp_path, overrides, message
+):
+    given = [o.format(tmp=tmp_path, source=source_run) for o in overrides]
+    result = cli("mnist_hydra.train", *SMOKE, *given, cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
