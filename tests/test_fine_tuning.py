@@ -57,17 +57,27 @@ def test_a_new_head_learns_other_classes_on_the_frozen_features(train_run, sourc
     "overrides,message",
     [
         (["init_from={tmp}/nowhere"], "no such model file"),
-        (["init_from={source}", "model=keras_example"], "its layer 3 with weights is dense"),
-        (
-            ["init_from={source}", "trainer.freeze=99"],
-            "trainer.freeze=99 is not allowed: the model has 7 layers",
-        ),
         (["init_from={source}", "init_from_head=fresh"], "init_from_head=fresh is not allowed"),
     ],
 )
-def test_a_run_that_cannot_start_from_another_is_refused_in_one_line(
-    cli, source_run, tmp_path, overrides, message
-):
+def test_the_command_line_refuses_before_tensorflow_loads(cli, source_run, tmp_path, overrides, message):
     given = [o.format(tmp=tmp_path, source=source_run) for o in overrides]
     result = cli("mnist_hydra.train", *SMOKE, *given, cwd=tmp_path)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert "oneDNN" not in result.stdout + result.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_another_model_and_too_many_frozen_layers_are_refused_in_one_line(source_run):
+    from conftest import compose_train
+
+    from mnist_hydra.errors import ConfigError
+    from mnist_hydra.models import build_model
+    from mnist_hydra.training.fine_tuning import freeze, start_from
+
+    other = build_model(compose_train(["model=keras_example"]).model, (28, 28, 1), 10)
+    with pytest.raises(ConfigError, match=r"its layer 3 with weights is dense.* not the same model"):
+        start_from(other, str(source_run), "same")
+    ours = build_model(compose_train().model, (28, 28, 1), 10)
+    with pytest.raises(ConfigError, match=r"trainer.freeze=99 is not allowed: the model has 7 layers"):
+        freeze(ours, 99)
+    start_from(ours, str(source_run), "same")  # the same model: taken whole
