@@ -41,6 +41,8 @@ MAX_CLASSES = 10_000
 MAX_IMAGE_SIDE = 4096
 MAX_BATCH = 1 << 20
 SHA256 = re.compile(r"[0-9a-f]{64}")
+NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+MAX_IDX_BYTES = 1 << 30  # MNIST's largest file is 47 MB
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,12 @@ def _checked_dataset(dataset: dict, path: Path) -> DictConfig:
         raise CheckpointError(f"{named} in {path}: {first_line(error)}") from None
     for key in ("image_size", "channels"):
         _int_in(checked[key], f"dataset.{key}", path, 1, MAX_IMAGE_SIDE)
+    if not NAME.fullmatch(str(checked.name)):  # a folder's name under the package's datasets/
+        raise CheckpointError(
+            f"dataset.name in {path}: {checked.name!r} is not a plain name (letters, digits, _ and -)"
+        )
+    for role, file in (checked.get("files") or {}).items():  # an IDX file is decompressed up to this
+        _int_in(file.bytes, f"dataset.files.{role}.bytes", path, 1, MAX_IDX_BYTES)
     return checked
 
 
@@ -166,6 +174,8 @@ class _PlainYAML(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("it uses an alias (*name), which a saved config never does")
+        if getattr(self.peek_event(), "anchor", None):
+            raise yaml.YAMLError("it uses an anchor (&name), which a saved config never does")
         return super().compose_node(parent, index)
 
 
@@ -178,6 +188,8 @@ def _load_bounded(path: Path, limit: int, parse, kind: str) -> Any:
         return parse(data.decode("utf-8"))
     except (ValueError, yaml.YAMLError) as error:  # UnicodeDecodeError and JSONDecodeError included
         raise CheckpointError(f"{path}: not {kind}: {first_line(error)}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: nested deeper than a run's {kind} ever is") from None
 
 
 def _section(tree: dict, name: str, path: Path) -> dict:

@@ -31,11 +31,19 @@ RESOLVED = Path(".hydra") / "resolved.yaml"  # the run's config as its values we
 _held: dict[Path, IO] = {}  # the run folders this process holds, by absolute path
 
 
+MAX_RECORD_BYTES = 16 << 20  # metrics.json holds every epoch's history: well under this
+
+
 def record_status(path: Path) -> Optional[str]:
-    """The `status` in a JSON record (metrics.json, a sweep's job.json), if it can be read."""
+    """The `status` in a JSON record (metrics.json, a sweep's job.json), if it can be read: a
+    regular file (not a device or a pipe someone linked there) of at most 16 MB."""
     try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
+        if not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
+            return None
+        with open(path, "rb") as file:
+            status = json.loads(file.read(MAX_RECORD_BYTES)).get("status")
+        return status if isinstance(status, str) else None
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 

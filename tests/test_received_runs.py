@@ -16,6 +16,7 @@ from test_trust import received_run
 from mnist_hydra.errors import CheckpointError, ExportError
 from mnist_hydra.inference import loading
 from mnist_hydra.inference.loading import open_run, open_runs
+from mnist_hydra.trained_runs import locate_run
 
 
 def saved_config(folder: Path) -> dict:
@@ -76,11 +77,13 @@ def test_a_sweep_member_cannot_turn_safe_mode_off_for_the_next(tmp_path):
 
     from keras.src.saving.serialization_lib import in_safe_mode
 
+    with pytest.raises(CheckpointError, match=r"its layer class Lambda is not one a received model may have"):
+        open_run(sweep / "1")  # refused from its config, before Keras reads it
     before = in_safe_mode()
     keras.config.enable_unsafe_deserialization()  # as member 0 would have had it
-    try:
+    try:  # and were it read, the load itself would refuse it
         with pytest.raises(CheckpointError, match=r"refused or unreadable as a Keras model: .*Lambda"):
-            open_run(sweep / "1")
+            loading.load_model(locate_run(sweep / "1"))
         assert in_safe_mode() is False  # the scope set safe mode for its load only
     finally:
         from keras.src.backend.common import global_state
@@ -185,7 +188,7 @@ def test_a_config_of_yaml_aliases_is_refused_before_it_is_walked(tmp_path):
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10^9 leaves
     text = (folder / ".hydra" / "config.yaml").read_text()
     (folder / ".hydra" / "config.yaml").write_text("\n".join(lines) + "\n" + text)
-    with pytest.raises(CheckpointError, match=r"not YAML: it uses an alias"):
+    with pytest.raises(CheckpointError, match=r"not YAML: it uses an (anchor|alias)"):
         open_run(folder)
 
 
@@ -291,3 +294,103 @@ def test_every_key_of_a_run_replaced_by_each_hostile_form_is_refused_in_one_line
         assert sorted(p.name for p in tmp_path.iterdir()) == ["outside-the-run", "run", "secret"]
 
     opened_or_refused()
+
+
+# --- what a review tried against this design (the issue's note lists each) ----------------------
+
+
+def sweep_of(tmp_path: Path, jobs: str = "01") -> Path:
+    sweep = tmp_path / "sweep"
+    for job in jobs:
+        received_run(sweep / job)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text("[]\n")
+    return sweep
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_members_record_that_is_a_device_or_a_pipe_is_not_read(tmp_path, kind):
+    sweep = sweep_of(tmp_path)
+    (sweep / "1" / "metrics.json").unlink()
+    if kind == "device":
+        os.symlink("/dev/zero", sweep / "1" / "metrics.json")  # endless: it was read whole
+    else:
+        os.mkfifo(sweep / "1" / "metrics.json")  # no writer: reading it waited forever
+    members, skipped = loading.locate_runs(sweep)
+    assert [m.folder.name for m in members] == ["0"] and skipped == ["1 (never started training)"]
+
+
+def keras_file_with(path: Path, change) -> None:
+    """The model of received_run, its config.json changed by `change`."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_a_layer_that_sizes_its_own_memory_or_a_function_as_activation_is_refused(tmp_path):
+    folder = received_run(tmp_path / "up")
+    upsampling = {
+        "module": "keras.layers",
+        "class_name": "UpSampling2D",
+        "config": {"name": "up", "size": [150, 150]},
+    }
+    keras_file_with(folder / "model.keras", lambda c: c["config"]["layers"].insert(1, upsampling))
+    with pytest.raises(
+        CheckpointError, match=r"its layer class UpSampling2D is not one a received model may have"
+    ):
+        open_run(folder)
+    folder = received_run(tmp_path / "plot")
+    function = {
+        "module": "keras.utils",
+        "class_name": "function",
+        "config": "plot_model",
+        "registered_name": "function",
+    }
+    keras_file_with(
+        folder / "model.keras", lambda c: c["config"]["layers"][-1]["config"].update(activation=function)
+    )
+    with pytest.raises(CheckpointError, match=r"has an activation that is not a name"):
+        open_run(folder)
+
+
+def test_a_keras_file_whose_members_would_extract_to_more_than_its_model_is_refused_unextracted(tmp_path):
+    import tempfile
+
+    folder = received_run(tmp_path / "run")
+    with zipfile.ZipFile(folder / "model.keras", "a", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("assets/padding.bin", b"\0" * (2 << 20))  # 2 MB of zeros: a few bytes here
+    leftovers = set(Path(tempfile.gettempdir()).glob("tmp*"))
+    with pytest.raises(CheckpointError, match=r"assets/padding.bin is 2,097,152 bytes once extracted"):
+        open_run(folder)
+    assert set(Path(tempfile.gettempdir()).glob("tmp*")) <= leftovers  # Keras extracted nothing
+
+
+def test_a_received_models_compile_config_is_not_built(tmp_path):
+    folder = received_run(tmp_path / "run")
+    model = keras.models.load_model(folder / "model.keras")
+    model.compile(loss="categorical_crossentropy", metrics=[keras.metrics.MeanIoU(num_classes=500)])
+    model.save(folder / "model.keras")  # its metric, rebuilt at load, would hold 500 x 500
+    assert open_run(folder).model.compiled is False
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda d: d.update(name="../../../../etc"), "dataset.name in .* is not a plain name"),
+        (
+            lambda d: d["files"]["train_images"].update(bytes=10**12),
+            r"dataset.files.train_images.bytes in .* is not an integer",
+        ),
+    ],
+)
+def test_a_dataset_name_that_is_a_path_and_an_idx_size_beyond_any_are_refused(tmp_path, change, message):
+    folder = received_run(tmp_path / "run")
+    config = saved_config(folder)
+    change(config["dataset"])
+    save_config(folder, config)
+    with pytest.raises(CheckpointError, match=message):
+        open_run(folder)

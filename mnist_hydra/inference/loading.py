@@ -60,6 +60,17 @@ class TrainedRun(NamedTuple):
 OUR_MODELS = ("mnist_hydra.models.cnn.build_cnn",)  # of Keras' own layers: nothing to import
 DEFAULT_MAX_PARAMETERS = 50_000_000  # conf/evaluate.yaml and the others: 40x our largest preset
 MAX_MODEL_CONFIG_BYTES = 16 << 20  # a .keras file's config.json: a model of thousands of layers fits
+MAX_MEMBERS, MAX_OTHER_MEMBER_BYTES = 8, 1 << 20  # a .keras zip: its config, metadata and weights
+# Keras' own layers that a received model may have without trust_run_code: what our builder and
+# common CNNs use, whose memory is their weights' and their input's (no layer that multiplies its
+# input's size by a factor of its config, as UpSampling2D, RepeatVector or Resizing do).
+RECEIVED_LAYERS = {
+    "InputLayer", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Dense",
+    "Dropout", "SpatialDropout2D", "Flatten", "MaxPooling2D", "AveragePooling2D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization", "LayerNormalization",
+    "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Multiply", "Average",
+    "Rescaling", "Functional", "Sequential", "Model",
+}  # fmt: skip
 BYTES_PER_PARAMETER = 12  # float32 weights, as loaded, plus what loading and predicting hold beside them
 
 
@@ -144,7 +155,9 @@ def model_parameters(files: RunFiles, trust_run_code: bool, max_parameters: int)
     if trust_run_code:
         _import_model_module(files.config.model_target)  # its custom layers register themselves there
     config = _model_config(files.model_path)
-    config.pop("compile_config", None)  # its optimizer: not parameters, and it makes a variable at once
+    config.pop("compile_config", None)  # its optimizer and metrics: not loaded (compile=False)
+    if not trust_run_code:
+        _refuse_unknown_layers(config, files.model_path)
     pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
     before = len(pending)
     try:
@@ -162,7 +175,54 @@ def model_parameters(files: RunFiles, trust_run_code: bool, max_parameters: int)
             f"{files.model_path}: its model has {count:,} parameters, more than max_parameters="
             f"{max_parameters:,}; pass a larger max_parameters= if you expect a model this large"
         )
+    _refuse_oversized_members(files.model_path, count)
     return count
+
+
+def _refuse_unknown_layers(model, model_path: Path) -> None:
+    """Every layer of a received model (nested models' too) is one of RECEIVED_LAYERS, and its
+    activation a name: a layer whose config sets the size of what it allocates, or a function
+    where a name goes (`keras.utils.plot_model` as an activation), needs trust_run_code."""
+    layers = model.get("config", {}).get("layers") if isinstance(model, dict) else None
+    if model.get("class_name") not in RECEIVED_LAYERS or not isinstance(layers, list):
+        raise CheckpointError(
+            f"{model_path}: its model, a {model.get('class_name')}, is not a Keras model's config"
+        )
+    for layer in layers:
+        name = layer.get("class_name") if isinstance(layer, dict) else None
+        config = layer.get("config") if isinstance(layer, dict) else None
+        if name not in RECEIVED_LAYERS or not isinstance(config, dict):
+            raise CheckpointError(
+                f"{model_path}: its layer class {name} is not one a received model may have (Keras' "
+                f"{', '.join(sorted(RECEIVED_LAYERS - {'Functional', 'Sequential', 'Model'}))}); pass "
+                f"trust_run_code=true if you trust whoever made the run"
+            )
+        if "layers" in config:
+            _refuse_unknown_layers(layer, model_path)
+        elif not isinstance(config.get("activation", ""), str):
+            raise CheckpointError(
+                f"{model_path}: its layer {config.get('name')} has an activation that is not a name "
+                f"({str(config['activation'])[:80]}); pass trust_run_code=true if you trust whoever made "
+                f"the run"
+            )
+
+
+def _refuse_oversized_members(model_path: Path, parameters: int) -> None:
+    """The .keras zip holds its config, metadata and weights: no more members than that, and weights
+    no larger than its parameters and their optimizer state. Keras would extract each member (into
+    a temporary folder, when there are more than three) before reading it: a few KB of zeros
+    compressed can stand for gigabytes."""
+    with zipfile.ZipFile(model_path) as archive:
+        members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise CheckpointError(f"{model_path}: {len(members)} files in its archive, more than a model's")
+    for member in members:
+        limit = parameters * 16 + (1 << 20) if member.filename.endswith(".h5") else MAX_OTHER_MEMBER_BYTES
+        if member.filename != "config.json" and member.file_size > limit:
+            raise CheckpointError(
+                f"{model_path}: its {member.filename} is {member.file_size:,} bytes once extracted, more "
+                f"than the {parameters:,} parameters of its config need"
+            )
 
 
 def _model_config(model_path: Path) -> dict:
@@ -195,8 +255,8 @@ def load_model(files: RunFiles, trust_run_code: bool = False) -> keras.Model:
     if trust_run_code:
         _import_model_module(files.config.model_target)
     try:
-        with SafeModeScope(True):
-            model = keras.models.load_model(files.model_path, safe_mode=True)
+        with SafeModeScope(True):  # not compiled: its metrics could allocate what was not counted
+            model = keras.models.load_model(files.model_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises several kinds; each means the same to a user
         raise CheckpointError(
             f"{files.model_path}: refused or unreadable as a Keras model: {first_line(error)}"
