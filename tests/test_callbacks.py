@@ -67,9 +67,25 @@ def test_the_command_line_refuses_before_tensorflow_loads(cli, tmp_path):
 
 
 def test_a_run_killed_and_resumed_stops_at_the_same_epoch_as_one_never_killed(train_run, cli, tmp_path):
-    whole = train_run(tmp_path / "whole", *SMOKE, *STOPS_AT_3)
+    # The run never killed also has a callback of the user's own, from a plain YAML file.
+    (tmp_path / "mine" / "callbacks").mkdir(parents=True)
+    (tmp_path / "mine" / "callbacks" / "csv_history.yaml").write_text(
+        "csv_history:\n"
+        "  _target_: keras.callbacks.CSVLogger\n"
+        "  filename: ${hydra:runtime.output_dir}/epochs-by-keras.csv  # in the run's folder\n"
+    )
+    whole = train_run(
+        tmp_path / "whole",
+        "--config-dir",  # Hydra's options before the overrides
+        str(tmp_path / "mine"),
+        *SMOKE,
+        *STOPS_AT_3,
+        "callbacks=[early_stopping,best_checkpoint,csv_history,terminate_on_nan]",
+    )
     assert (whole["status"], whole["stopped_epoch"], whole["best_epoch"]) == ("completed", 3, 3)
     assert len(whole["history"]["loss"]) == 3
+    lines = (tmp_path / "whole" / "epochs-by-keras.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,") and len(lines) == 4  # a header and three epochs
 
     killed_run = tmp_path / "killed"
     killed = cli(
@@ -89,25 +105,6 @@ def test_a_run_killed_and_resumed_stops_at_the_same_epoch_as_one_never_killed(tr
     # Without its state, EarlyStopping would start again at resume and stop at epoch 5.
     assert (record["status"], record["stopped_epoch"], record["best_epoch"]) == ("completed", 3, 3)
     assert len(record["history"]["loss"]) == 3  # epochs 1-2 before the kill, 3 after: each once
-
-
-def test_a_users_own_callback_from_a_plain_yaml_file(train_run, tmp_path):
-    (tmp_path / "mine" / "callbacks").mkdir(parents=True)
-    (tmp_path / "mine" / "callbacks" / "csv_history.yaml").write_text(
-        "csv_history:\n"
-        "  _target_: keras.callbacks.CSVLogger\n"
-        "  filename: ${hydra:runtime.output_dir}/epochs-by-keras.csv  # in the run's folder\n"
-    )
-    train_run(
-        tmp_path / "run",
-        "--config-dir",  # Hydra's options before the overrides
-        str(tmp_path / "mine"),
-        *SMOKE,
-        "trainer.epochs=2",
-        "callbacks=[csv_history,terminate_on_nan]",
-    )
-    lines = (tmp_path / "run" / "epochs-by-keras.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,") and len(lines) == 3  # a header and two epochs
 
 
 def test_a_sweeps_summary_says_which_jobs_stopped_early_and_when(tmp_path):
