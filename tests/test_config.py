@@ -106,7 +106,7 @@ def test_our_schemas_reject_unknown_keys_and_wrong_types(override, message, reas
             "trainer.epoch is not a key of trainer (TrainerConfig) (did you mean trainer.epochs?); its keys: "
             "augment, batch_size,",
         ),
-        ("+foo=1", "foo is not a key of the config (TrainConfig); its keys: dataset, loss, model,"),
+        ("+foo=1", "foo is not a key of the config (TrainConfig); its keys: callbacks, dataset, init_from,"),
         ("+model.foo=1", "model.foo is not a key of model (CNNConfig); its keys: batch_norm,"),
         ("+trainer.augment.flip=1", "trainer.augment.flip is not a key of trainer.augment (AugmentConfig)"),
         ("dataset.channels=3", "dataset.channels=3 is not allowed: 1: mnist's images are grayscale"),

@@ -11,13 +11,10 @@ from test_docs import image_folder
 ALL_TUTORIAL_LAYERS = 7  # Conv, Conv, MaxPool, Dropout, Flatten, Dense, Dense
 
 
-@pytest.fixture(scope="module")
-def source_run(tmp_path_factory):
-    from conftest import command_metrics
-
-    folder = tmp_path_factory.mktemp("source") / "run"
-    command_metrics("train", folder, *SMOKE, "trainer.epochs=2")
-    return folder
+@pytest.fixture
+def source_run(trained_run):
+    """The suite's trained run (the tutorial's model, 2 epochs on 2,000 images, 200 test images)."""
+    return trained_run
 
 
 def weights_of(run):
@@ -26,7 +23,11 @@ def weights_of(run):
 
 def test_a_run_started_from_another_with_every_layer_frozen_is_that_run(train_run, source_run, tmp_path):
     record = train_run(
-        tmp_path / "tuned", *SMOKE, f"init_from={source_run}", f"trainer.freeze={ALL_TUTORIAL_LAYERS}"
+        tmp_path / "tuned",
+        *SMOKE,
+        "dataset.test_limit=200",  # the source run's test images
+        f"init_from={source_run}",
+        f"trainer.freeze={ALL_TUTORIAL_LAYERS}",
     )
     assert record["init_from"] == str(source_run)
     for mine, its in zip(weights_of(tmp_path / "tuned"), weights_of(source_run)):

@@ -157,7 +157,7 @@ def model_parameters(files: RunFiles, trust_run_code: bool, max_parameters: int)
     config = _model_config(files.model_path)
     config.pop("compile_config", None)  # its optimizer and metrics: not loaded (compile=False)
     if not trust_run_code:
-        _refuse_unknown_layers(config, files.model_path)
+        _refuse_unknown_layers(config, files)
     pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
     before = len(pending)
     try:
@@ -179,10 +179,11 @@ def model_parameters(files: RunFiles, trust_run_code: bool, max_parameters: int)
     return count
 
 
-def _refuse_unknown_layers(model, model_path: Path) -> None:
+def _refuse_unknown_layers(model, files: RunFiles) -> None:
     """Every layer of a received model (nested models' too) is one of RECEIVED_LAYERS, and its
     activation a name: a layer whose config sets the size of what it allocates, or a function
     where a name goes (`keras.utils.plot_model` as an activation), needs trust_run_code."""
+    model_path = files.model_path
     layers = model.get("config", {}).get("layers") if isinstance(model, dict) else None
     if model.get("class_name") not in RECEIVED_LAYERS or not isinstance(layers, list):
         raise CheckpointError(
@@ -195,10 +196,10 @@ def _refuse_unknown_layers(model, model_path: Path) -> None:
             raise CheckpointError(
                 f"{model_path}: its layer class {name} is not one a received model may have (Keras' "
                 f"{', '.join(sorted(RECEIVED_LAYERS - {'Functional', 'Sequential', 'Model'}))}); pass "
-                f"trust_run_code=true if you trust whoever made the run"
+                f"trust_run_code=true if you trust whoever made the run{_module_hint(files, False)}"
             )
         if "layers" in config:
-            _refuse_unknown_layers(layer, model_path)
+            _refuse_unknown_layers(layer, files)
         elif not isinstance(config.get("activation", ""), str):
             raise CheckpointError(
                 f"{model_path}: its layer {config.get('name')} has an activation that is not a name "
