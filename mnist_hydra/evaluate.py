@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mnist_hydra.config.schema import register_schemas
-from mnist_hydra.config.validate import validate_evaluate
+from mnist_hydra.config.validate import check_tta_shift, validate_evaluate
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.process import run_then_exit, task_returned
 from mnist_hydra.trained_runs import locate_runs
@@ -25,7 +25,10 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="pkg://mnist_hydra.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     validate_evaluate(cfg)
-    locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # its records, read as data: a refusal needs no TensorFlow
+    runs, _ = locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # read as data: a refusal needs no TensorFlow
+    if cfg.tta_shift is not None:
+        for run in runs:
+            check_tta_shift(cfg.tta_shift, run.image_shape[0], "tta_shift")
     with tensorflow_start_quieted():  # its start-up notices are not the user's concern
         from mnist_hydra.reporting.evaluation import evaluate  # TensorFlow loads here
 

@@ -7,12 +7,15 @@ other test that starts a process fails, so none is filed in the wrong set.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -117,22 +120,44 @@ def evaluate_run(cli):
     return lambda folder, *overrides, env=None: command_metrics("evaluate", folder, *overrides, env=env)
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder that `make(folder)` fills once for the whole suite, whichever of pytest-xdist's
+    workers asks first (the others wait for it), then copied into this worker's own temporary
+    folder: each worker may change its copy. It lives in this session's temporary folder, so no
+    session reuses another's."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's, for all workers
+    made = shared / f"made-once-{name}"
+    with FileLock(shared / f"made-once-{name}.lock"):
+        if not (made / ".made").exists():
+            shutil.rmtree(made, ignore_errors=True)
+            make(made / "folder")
+            (made / ".made").touch()
+    copy = tmp_path_factory.mktemp(name) / "folder"
+    shutil.copytree(made / "folder", copy, symlinks=True)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A run folder with a model good enough to read digits (about 90% on 2,000 images)."""
-    folder = tmp_path_factory.mktemp("trained") / "run"
-    result = run_cli(
-        "mnist_hydra.train",
-        "dataset.train_limit=2000",
-        "dataset.test_limit=200",
-        "trainer.epochs=2",
-        "trainer.batch_size=50",
-        "optimizer=adam",  # default tracker: tensorboard
-        f"hydra.run.dir={folder}",
-        cwd=folder.parent,
-    )
-    assert result.returncode == 0, result.stderr
-    return folder
+    """A run folder with a model good enough to read digits (about 90% on 2,000 images), trained
+    once for the suite; each worker has a copy of its own."""
+
+    def train(folder: Path) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        result = run_cli(
+            "mnist_hydra.train",
+            "dataset.train_limit=2000",
+            "dataset.test_limit=200",
+            "trainer.epochs=2",
+            "trainer.batch_size=50",
+            "optimizer=adam",  # default tracker: tensorboard
+            f"hydra.run.dir={folder}",
+            cwd=folder.parent,
+        )
+        assert result.returncode == 0, result.stderr
+
+    return made_once(tmp_path_factory, "trained_run", train)
 
 
 SLOW_FIXTURES = {"cli", "trained_run", "server"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train, run_cli
+from conftest import compose_train, made_once, run_cli
 from doc_commands import doc_commands
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -141,11 +141,16 @@ def image_folder(folder: Path, channels: int, size: int) -> None:
 @pytest.fixture(scope="session")
 def docs_workspace(trained_run, tmp_path_factory) -> Path:
     """A folder a reader runs the docs' commands from: the run and sweep their paths name, images,
-    image folders, and the repository's examples/ and benchmarks/ (their commands name them)."""
+    image folders, and the repository's examples/ and benchmarks/ (their commands name them).
+    Made once for the suite; each worker runs the commands in a copy of its own."""
+    return made_once(tmp_path_factory, "docs_workspace", lambda folder: make_workspace(folder, trained_run))
+
+
+def make_workspace(workspace: Path, trained_run: Path) -> None:
     from PIL import Image
     from test_predict import mnist_test_images
 
-    workspace = tmp_path_factory.mktemp("docs")
+    workspace.mkdir(parents=True)
     for name in ("examples", "benchmarks"):
         (workspace / name).symlink_to(ROOT / name)
     (workspace / ".venv").symlink_to(Path(sys.executable).parent.parent)
@@ -167,7 +172,6 @@ def docs_workspace(trained_run, tmp_path_factory) -> Path:
     Image.fromarray(seven.astype(np.uint8)).convert("RGB").save(workspace / "photo.jpg")
     image_folder(workspace / "data" / "shapes", channels=1, size=28)
     image_folder(workspace / "data" / "photos", channels=3, size=32)
-    return workspace
 
 
 def as_run_here(command: str) -> str:
