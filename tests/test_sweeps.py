@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -307,21 +308,25 @@ def free_port() -> int:
 
 # Ray's one-machine mode: without it, Ray registers its nodes under the machine's external address.
 # Token authentication off: the cluster listens on loopback only, and `ray start` and its clients
-# disagree on the token when one is left in ~/.ray from an earlier private instance.
-LOOPBACK_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+# disagree on the token when one is left in ~/.ray from an earlier private instance. Workers at
+# normal priority, as the private instance has them (_ray_loopback.py): at Ray's nice 15 they
+# starve beside the suite's other worker.
+LOOPBACK_RAY = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_worker_niceness": "0",
+}
 
 
-@pytest.mark.xdist_group("ray")  # one worker runs the Ray tests in turn: `ray stop` ends every instance
-def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
-    """One test for both Ray launchers: `ray stop` ends every Ray instance of the machine."""
-    ray = Path(sys.executable).with_name("ray")
-    port = free_port()
-    ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
-    started = subprocess.run(
+def ray_cluster_on_loopback(port: int, ray_files: str) -> subprocess.Popen:
+    """`ray start --head --block` on 127.0.0.1: a cluster of its own, which SIGTERM to this
+    process ends (`ray stop` would end every Ray instance of the machine); once it has started."""
+    cluster = subprocess.Popen(
         [
-            ray,
+            Path(sys.executable).with_name("ray"),
             "start",
             "--head",
+            "--block",
             "--node-ip-address=127.0.0.1",
             f"--port={port}",
             "--num-cpus=1",
@@ -329,12 +334,29 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
             "--disable-usage-stats",
             f"--temp-dir={ray_files}",
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
         env={**os.environ, **LOOPBACK_RAY},
     )
-    assert started.returncode == 0, started.stderr
+    printed = []
+    for line in cluster.stdout:  # until it says it started; it prints nothing more while it blocks
+        printed.append(line)
+        if "Ray runtime started" in line:
+            threading.Thread(target=cluster.stdout.read, daemon=True).start()
+            return cluster
+    cluster.wait(timeout=120)
+    raise AssertionError(
+        f"`ray start --head --block` ended (exit {cluster.returncode}):\n{''.join(printed)[-3000:]}"
+    )
+
+
+@pytest.mark.xdist_group("ray")  # one worker runs the Ray tests in turn: two cores are few for two
+def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
+    """One test for both Ray launchers."""
+    port = free_port()
+    ray_files = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # its socket paths must stay short
+    cluster = ray_cluster_on_loopback(port, ray_files)
     try:
         joined = cli(
             "mnist_hydra.train",
@@ -348,7 +370,11 @@ def test_ray_stays_on_loopback_and_a_killed_job_fails_alone(cli, tmp_path):
             env=LOOPBACK_RAY,
         )
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        cluster.terminate()  # ray start --block stops the processes it started
+        try:
+            cluster.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
         shutil.rmtree(ray_files, ignore_errors=True)
     assert joined.returncode == 0, joined.stderr
     assert "Connected to Ray cluster" in joined.stderr + joined.stdout
