@@ -3,11 +3,13 @@
     python -m mnist_hydra.serve ckpt_path=<run folder or model.keras>   (mnist-hydra-serve)
 
 Prints the address to open (http://127.0.0.1:8000/ by default), then serves until Ctrl+C.
-The API: POST /predict, GET /model, GET /health (mnist_hydra/serving/app.py; README: Serve).
+The API: POST /predict, GET /model, GET /health (mnist_hydra/serving/app.py; README: Serve);
+with collect_dir=<folder>, POST /collect keeps corrected drawings there (serving/collect.py).
 """
 
 import logging
 import socket
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -16,6 +18,7 @@ from mnist_hydra.config.schema import register_schemas
 from mnist_hydra.config.validate import validate_serve
 from mnist_hydra.console import tensorflow_start_quieted
 from mnist_hydra.errors import ConfigError
+from mnist_hydra.serving.collect import Collector
 from mnist_hydra.serving.limits import Limits, allowed_hosts
 from mnist_hydra.trained_runs import locate_runs
 
@@ -54,11 +57,17 @@ def main(cfg: DictConfig) -> None:
         log.warning(
             "host=%s: any machine that reaches this one may use the server, with no authentication", cfg.host
         )
-    locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # its records, read as data: a refusal needs no TensorFlow
+    runs, _ = locate_runs(cfg.ckpt_path, cfg.trust_run_code)  # read as data: a refusal needs no TensorFlow
+    collector = None
+    if cfg.collect_dir is not None:
+        collector = Collector(
+            Path(cfg.collect_dir).expanduser(), runs[0].class_names, cfg.collect_max_per_label
+        )
+        log.info("Corrected drawings go into %s (collect_dir)", collector.folder)
     with tensorflow_start_quieted():  # its start-up notices are not the user's concern
         from mnist_hydra.serving.server import serve  # TensorFlow loads here
 
-    serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code, cfg.max_parameters)
+    serve(sock, cfg.ckpt_path, limits, cfg.trust_run_code, cfg.max_parameters, collector)
 
 
 if __name__ == "__main__":

@@ -581,3 +581,135 @@ def test_a_sweep_is_served_as_one_ensemble_answering_its_members_mean(tmp_path):
     outputs = [run.model.predict(prepared, verbose=0)[0] for run in classifier.members]
     assert not np.allclose(outputs[0], outputs[1])
     assert np.abs(np.array(answer["probabilities"]) - np.mean(outputs, axis=0)).max() < 1e-5
+
+
+# --- corrections kept: collect -> fine-tune -> serve --------------------------------------
+
+
+def test_a_correction_is_kept_under_the_same_rules_as_a_prediction(classifier, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mnist_hydra.serving.app import create_app
+    from mnist_hydra.serving.collect import Collector
+
+    collector = Collector(tmp_path / "mine", classifier.run.class_names, max_per_label=1)
+    client = TestClient(create_app(classifier, Limits(max_bytes=200_000), collector), base_url=LOCAL)
+    assert client.get("/model").json()["collect"] == {"folder": str(tmp_path / "mine"), "max_per_label": 1}
+
+    answer = client.post("/collect?label=7", content=vertical_stroke())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["view"] == str(tmp_path / "mine" / "7" / "0.png")
+    view = np.asarray(Image.open(answer.json()["view"])) / 255.0
+    seen = classifier.dataset.prepare(io.BytesIO(vertical_stroke()))[..., 0]  # what /predict's model read
+    assert np.abs(view - seen).max() <= 0.5 / 255 + 1e-6
+    assert Image.open(answer.json()["drawing"]).size == (200, 200)
+
+    for query, body, headers, status, message in [
+        ("label=7", vertical_stroke(), {}, 507, "label 7 holds 1 drawings already"),
+        ("label=x", vertical_stroke(), {}, 422, "label='x' is not one of the run's classes: 0, 1"),
+        ("", vertical_stroke(), {}, 400, "no label"),
+        ("label=3", b"", {}, 400, "no image in the request"),
+        ("label=3", b"\0" * 200_001, {}, 413, "more than the 200,000 bytes"),
+        ("label=3", vertical_stroke(), {"Origin": "http://evil.example"}, 403, "another site's page"),
+        ("label=3", vertical_stroke(), {"Host": "evil.example"}, 421, "is not this server's address"),
+    ]:
+        refused = client.post(f"/collect?{query}", content=body, headers=headers)
+        assert refused.status_code == status and message in refused.json()["error"], refused.text
+    assert sorted(path.name for path in (tmp_path / "mine").rglob("*.png")) == ["0.png", "0.png"]
+
+
+def test_a_server_without_collect_dir_keeps_nothing(client):
+    assert client.get("/model").json()["collect"] is None
+    answer = client.post("/collect?label=7", content=vertical_stroke())
+    assert answer.status_code == 404 and "collect_dir" in answer.json()["error"]
+
+
+def served(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command, "port=0"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    address = serving_address(process)
+    assert address, f"{' '.join(command)} stopped before printing its address"
+    return process, address
+
+
+def stopped(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 0
+
+
+def test_collect_fine_tune_serve(trained_run, browser, cli, tmp_path):
+    """The README's three commands (Teach it your handwriting), in Chromium: draw, correct,
+    fine-tune on the folder the page made, serve the fine-tuned run and draw on its page."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, address = served(
+        ["mnist_hydra.serve", f"ckpt_path={trained_run}", "collect_dir=my_digits"], tmp_path
+    )
+    try:
+        browser.get(address)
+        WebDriverWait(browser, 300).until(
+            lambda d: d.find_element("id", "collecting").is_displayed(),
+            "the page never said where corrected drawings go",
+        )
+        assert str(tmp_path / "my_digits") in browser.find_element("id", "collecting").text
+        canvas = browser.find_element("id", "canvas")
+        strokes = [[(0, -90), *[(0, 12)] * 15], [(10, -80), *[(-1, 12)] * 13], [(-5, -70), *[(1, 11)] * 12]]
+        for kept, stroke in enumerate(strokes, start=1):
+            browser.find_element("id", "clear").click()
+            draw(browser, canvas, [stroke])  # a 1 to the model; this writer's 7
+            predicted, _ = shown_answer(browser)
+            assert predicted != "7"
+            browser.find_element("css selector", "#labels button[data-label='7']").click()
+            WebDriverWait(browser, 300).until(
+                lambda d, kept=kept: (
+                    d.find_element("tag name", "body").get_attribute("data-collected") == str(kept)
+                ),
+                "the page never said the correction was kept",
+            )
+            assert "Kept as 7" in browser.find_element("id", "collected").text
+    finally:
+        stopped(server)
+    assert sorted(path.name for path in (tmp_path / "my_digits" / "7").glob("*.png")) == [
+        "0.png",
+        "1.png",
+        "2.png",
+    ]
+
+    # The README's fine-tuning command, with the model and optimizer of the run it starts from.
+    tuned = cli(
+        "mnist_hydra.train",
+        f"init_from={trained_run}",
+        "dataset=digit_folder",
+        "dataset.path=my_digits",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "dataset.test_split=0.34",
+        "optimizer=adam",
+        "optimizer.learning_rate=3e-4",
+        "trainer.epochs=2",
+        "tracker=none",
+        "hydra.run.dir=tuned",
+        cwd=tmp_path,
+    )
+    assert tuned.returncode == 0, tuned.stderr
+    record = metrics_of(tmp_path / "tuned")
+    assert record["status"] == "completed" and record["init_from"] == str(trained_run)
+
+    server, address = served(["mnist_hydra.serve", "ckpt_path=tuned"], tmp_path)
+    try:
+        browser.get(address)
+        WebDriverWait(browser, 300).until(
+            lambda d: "dataset digit_folder (10 classes)" in d.find_element("id", "run").text,
+            "the fine-tuned run's page never showed its run",
+        )
+        assert not browser.find_element("id", "collecting").is_displayed()
+        draw(browser, browser.find_element("id", "canvas"), [[(0, -90), *[(0, 12)] * 15]])
+        predicted, values = shown_answer(browser)
+        assert predicted in [str(digit) for digit in range(10)] and len(values) == 10
+        assert not browser.find_element("id", "correct").is_displayed()  # no collect_dir: no labels offered
+    finally:
+        stopped(server)

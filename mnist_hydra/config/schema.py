@@ -81,6 +81,7 @@ class IDXDatasetConfig(DatasetConfig):
 @dataclass
 class ImageFolderConfig(DatasetConfig):
     path: str = MISSING
+    digits: bool = False  # read as MNIST's digits are (a run from before the key: false)
     test_split: float = MISSING
     seed: int = MISSING
     cache_dir: Optional[str] = MISSING
@@ -234,6 +235,8 @@ class ServeConfig:
     max_connections: int = MISSING
     trust_run_code: bool = MISSING  # import and build what the run names (its own code)
     max_parameters: int = MISSING  # a received model (each member of a sweep) may have at most this many
+    collect_dir: Optional[str] = MISSING  # where the page keeps corrected drawings; null: off
+    collect_max_per_label: int = MISSING
 
 
 @dataclass

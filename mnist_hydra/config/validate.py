@@ -144,6 +144,11 @@ def _check_dataset(dataset: DictConfig) -> None:
         require(
             0.0 < dataset.test_split < 1.0, "dataset.test_split", dataset.test_split, "a fraction in (0, 1)"
         )
+    if dataset.get("digits"):  # read as MNIST's digits: 28x28, one channel (data/digits.py)
+        require(
+            dataset.image_size == 28, "dataset.image_size", dataset.image_size, "28 with dataset.digits=true"
+        )
+        require(dataset.channels == 1, "dataset.channels", dataset.channels, "1 with dataset.digits=true")
 
 
 def _check_trainer(trainer: DictConfig, image_size: int) -> None:
@@ -369,6 +374,12 @@ def validate_serve(cfg: DictConfig) -> None:
     require(is_number(cfg.timeout) and cfg.timeout > 0, "timeout", cfg.timeout, "seconds, more than 0")
     require(cfg.decoders >= 1, "decoders", cfg.decoders, "at least 1")
     require(cfg.max_connections >= 1, "max_connections", cfg.max_connections, "at least 1")
+    require(
+        1 <= cfg.collect_max_per_label <= 100_000,
+        "collect_max_per_label",
+        cfg.collect_max_per_label,
+        "from 1 to 100,000 drawings a label",
+    )
 
 
 def validate_export(cfg: DictConfig) -> None:

@@ -3,9 +3,13 @@
     path/train/<class>/*.png and path/test/<class>/*.png     (a split of your own), or
     path/<class>/*.png                                       (split here by test_split, seeded)
 
-The class names are the folder names, sorted. Images are read as every image is
+The class names are the folder names, sorted; or `class_names`, in its order, when given: then
+every folder must be one of them, and a class may have no folder (no images; a folder of a
+person's drawings need not hold every digit). Images are read as every image is
 (data/images.py: full depth, EXIF orientation, transparency on white), converted to grayscale
-or RGB (`channels`) and resized to `image_size` x `image_size` when they are not that size.
+or RGB (`channels`) and resized to `image_size` x `image_size` when they are not that size; with
+`digits`, each is read as a digit instead, for training and for predictions alike: inverted when
+dark on light, cropped, fitted into 20x20 and centred as MNIST's are (data/digits.py).
 The decoded arrays are cached (a .npz file keyed by every file's name, size and modification
 time, and the size and channels asked for), so a sweep's jobs decode a folder once.
 """
@@ -20,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from mnist_hydra.data import Dataset, Split
+from mnist_hydra.data.digits import load_digit
 from mnist_hydra.data.images import MAX_PIXELS, read_image, resized
 from mnist_hydra.errors import DataError, ImageError
 from mnist_hydra.files import file_lock, write_atomically
@@ -42,9 +47,11 @@ class ImageFolderDataset(Dataset):
         train_limit: Optional[int] = None,
         test_limit: Optional[int] = None,
         cache_dir: Optional[str] = None,
+        digits: bool = False,
     ):
         super().__init__(name, image_size, channels, None, train_limit, test_limit)
         self.path, self.test_split, self.seed = Path(path).expanduser(), test_split, seed
+        self.digits = digits
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else _default_cache()
         self.asked_names = list(class_names) if class_names is not None else None
 
@@ -58,22 +65,31 @@ class ImageFolderDataset(Dataset):
 
     @property
     def class_names(self) -> list[str]:
-        """The class folders' names, sorted (listed when first asked: predict needs no folder)."""
+        """The class folders' names, sorted, or the ones asked for (listed when first asked:
+        predict needs no folder)."""
         if not self._class_names:
             parts = self.parts
-            classes = {part: _class_folders(folder) for part, folder in parts.items()}
+            asked = self.asked_names
+            classes = {
+                part: _class_folders(folder, 2 if asked is None else 1) for part, folder in parts.items()
+            }
+            if asked is not None:
+                for part, folder in parts.items():
+                    unknown = [name for name in classes[part] if name not in asked]
+                    if unknown:
+                        raise DataError(
+                            f"{folder}: the class folders {unknown} are not among "
+                            f"dataset.class_names={asked}; name them there, or leave it null to take the "
+                            f"folders' names"
+                        )
+                self._class_names = list(asked)
+                return self._class_names
             if "test" in classes and classes["test"] != classes["train"]:
                 raise DataError(
                     f"{parts['test']}: its classes {classes['test']} differ from "
                     f"{parts['train']}'s {classes['train']}"
                 )
-            names = next(iter(classes.values()))
-            if self.asked_names is not None and self.asked_names != names:
-                raise DataError(
-                    f"dataset.class_names={self.asked_names} differ from the class folders "
-                    f"{names}; leave it null to take the folders' names"
-                )
-            self._class_names = names
+            self._class_names = next(iter(classes.values()))
         return self._class_names
 
     @class_names.setter
@@ -101,17 +117,30 @@ class ImageFolderDataset(Dataset):
         return Split(test.images[order], test.labels[order])
 
     def prepare(self, source, name=None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        if self.digits:
+            return load_digit(source, name, max_pixels)[..., np.newaxis]
         image, _ = _decode(source, self.image_shape, name, max_pixels)
         return image.astype(np.float32) / 255.0
 
+    def _read_file(self, path: Path) -> tuple[np.ndarray, bool]:
+        """One file of the folder as uint8 (height, width, channels), and whether it was resized."""
+        if self.digits:
+            digit = np.clip(np.rint(load_digit(path) * 255.0), 0, 255).astype(np.uint8)
+            return digit[..., np.newaxis], False
+        return _decode(path, self.image_shape)
+
     def _decoded(self) -> dict:
         """Every image of every part, from the cache when the files have not changed."""
-        files = {part: _image_files(folder, self.class_names) for part, folder in self.parts.items()}
+        files = {
+            part: _image_files(folder, self.class_names, self.asked_names is not None)
+            for part, folder in self.parts.items()
+        }
         key = hashlib.sha256(
             json.dumps(
                 [
                     DECODER,
                     self.image_shape,
+                    self.digits,
                     [
                         (str(path), stat.st_size, stat.st_mtime_ns)
                         for part in sorted(files)
@@ -133,11 +162,13 @@ class ImageFolderDataset(Dataset):
                 images = []
                 for path, _ in listed:
                     try:
-                        image, was_resized = _decode(path, self.image_shape)
+                        image, was_resized = self._read_file(path)
                     except ImageError as error:  # in the dataset itself: a data problem
                         raise DataError(str(error)) from None
                     images.append(image)
                     resized += was_resized
+                if not images:
+                    raise DataError(f"{self.parts[part]}: no images in any of its class folders")
                 arrays[f"{part}_images"] = np.stack(images)
                 arrays[f"{part}_labels"] = np.array([label for _, label in listed], dtype=np.int64)
             if resized:
@@ -165,6 +196,8 @@ class ImageFolderDataset(Dataset):
         test = []
         for label, name in enumerate(self.class_names):
             members = rng.permutation(np.flatnonzero(labels == label))
+            if not len(members):  # a class named in class_names that has no images here
+                continue
             count = round(self.test_split * len(members))
             if not 1 <= count < len(members):
                 raise DataError(
@@ -181,27 +214,29 @@ def _default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnist_hydra" / "image_folders"
 
 
-def _class_folders(folder: Path) -> list[str]:
+def _class_folders(folder: Path, fewest: int) -> list[str]:
     names = sorted(
         entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")
     )
-    if len(names) < 2:
-        raise DataError(
-            f"{folder}: {len(names)} class folder{'s' * (len(names) != 1)} "
-            f"({', '.join(names) or 'none'}); a classifier needs at least two"
-        )
+    if not names:
+        raise DataError(f"{folder}: no class folders (the images of each class go into a folder of its name)")
+    if len(names) < fewest:
+        raise DataError(f"{folder}: 1 class folder ({names[0]}); a classifier needs at least two")
     return names
 
 
-def _image_files(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+def _image_files(folder: Path, class_names: list[str], named: bool) -> list[tuple[Path, int]]:
+    """Each class's image files and its label; with `named` class names, a class may have none."""
     listed = []
     for label, name in enumerate(class_names):
+        if named and not (folder / name).is_dir():
+            continue
         files = sorted(
             path
             for path in (folder / name).iterdir()
             if path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
         )
-        if not files:
+        if not files and not named:
             raise DataError(f"{folder / name}: an empty class folder (no {', '.join(SUFFIXES)} files)")
         for path in files:
             if not path.is_file():  # a link to nothing, or a folder named like an image

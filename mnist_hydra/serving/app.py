@@ -4,10 +4,13 @@
     POST /predict   an image, as the raw body or as the multipart field `file`
     GET  /model     the run: its folder, dataset, classes, test accuracy
     GET  /health    {"status": "ok"} while the model is loaded (it loads before the server starts)
+    POST /collect?label=<class>   an image and its right label, kept in serve's collect_dir
+                    (serving/collect.py); 404 when serve was started without one
 
 Every error is JSON, {"error": "<one line>"}, with a 4xx status: 400 no image in the request,
 403 another site's page, 408 a body too slow, 413 too many bytes or pixels, 415 not an image,
-421 a Host that is not this server's, 422 nothing to read (blank), 404 and 405 as usual; 500
+421 a Host that is not this server's, 422 nothing to read (blank) or a label that is not a class,
+507 a label that holds its most drawings or a disk that is full, 404 and 405 as usual; 500
 with the error's first line if the server itself fails. An error ends that request only; the
 server goes on. limits.py says what the server holds to.
 """
@@ -15,6 +18,7 @@ server goes on. limits.py says what the server holds to.
 import asyncio
 import logging
 from pathlib import Path
+from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -25,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from mnist_hydra.errors import BlankImage, ImageError, ImageTooLarge, NotAnImage, first_line
 from mnist_hydra.serving.classifier import Classifier
+from mnist_hydra.serving.collect import Collector, LabelFull
 from mnist_hydra.serving.limits import Limits, SameSiteOnly
 
 log = logging.getLogger(__name__)
@@ -34,11 +39,11 @@ PAGE = Path(__file__).resolve().parent / "page"
 STATUS = {ImageTooLarge: 413, NotAnImage: 415, BlankImage: 422}  # any other ImageError: 400
 
 
-def create_app(classifier: Classifier, limits: Limits) -> FastAPI:
+def create_app(classifier: Classifier, limits: Limits, collector: Optional[Collector] = None) -> FastAPI:
     # No /docs: FastAPI's interactive docs load their scripts from a CDN; /openapi.json stays.
     app = FastAPI(title="mnist-hydra", docs_url=None, redoc_url=None)
     app.add_middleware(SameSiteOnly, hosts=limits.hosts)
-    described = classifier.describe()
+    described = {**classifier.describe(), "collect": collector.describe() if collector else None}
     decoding = asyncio.Semaphore(limits.decoders)  # images decoded at once: each may cost ~100 MB
 
     @app.exception_handler(ImageError)
@@ -75,6 +80,27 @@ def create_app(classifier: Classifier, limits: Limits) -> FastAPI:
         data, name = await read_image(request, limits)
         async with decoding:  # preparing the image and the model call are CPU work: off the event loop
             return await run_in_threadpool(classifier.classify, data, name, limits.max_pixels)
+
+    @app.post("/collect")
+    async def collect(request: Request) -> dict:
+        if collector is None:
+            raise HTTPException(404, "collecting is off: start serve with collect_dir=<folder>")
+        label = request.query_params.get("label")
+        if label is None:
+            raise HTTPException(400, "no label: POST /collect?label=<the image's class>")
+        if label not in collector.class_names:
+            raise HTTPException(
+                422, f"label={label!r} is not one of the run's classes: {', '.join(collector.class_names)}"
+            )
+        data, name = await read_image(request, limits)
+        async with decoding:
+            seen, drawing = await run_in_threadpool(classifier.views, data, name, limits.max_pixels)
+        try:
+            return await run_in_threadpool(collector.save, label, seen, drawing)
+        except LabelFull as error:
+            raise HTTPException(507, str(error)) from None
+        except OSError as error:  # a full disk: nothing of it was kept
+            raise HTTPException(507, f"the drawing was not saved: {error.strerror or error}") from None
 
     return app
 

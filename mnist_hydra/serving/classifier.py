@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_hydra.data.images import MAX_PIXELS
+from mnist_hydra.data.images import MAX_PIXELS, read_image
 from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS, open_ensemble
 
 MAX_BATCH = 64  # images per model call at most
@@ -72,6 +72,13 @@ class Classifier:
             "class_names": self.run.class_names,
             "image": np.round(seen, 4).tolist(),
         }
+
+    def views(self, data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> tuple:
+        """The image as the model reads it, and as it was sent (full size, in the dataset's
+        channels): what a correction keeps (serving/collect.py)."""
+        seen = self.dataset.prepare(io.BytesIO(data), name, max_pixels)
+        channels = self.run.image_shape[-1]
+        return seen, read_image(io.BytesIO(data), name, 1 if channels == 1 else 3, max_pixels)
 
     def describe(self) -> dict:
         """What the page shows of the run: its name, dataset, classes and test accuracy (an

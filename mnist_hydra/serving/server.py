@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Optional
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -12,6 +13,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from mnist_hydra.inference.loading import DEFAULT_MAX_PARAMETERS
 from mnist_hydra.serving.app import create_app
 from mnist_hydra.serving.classifier import Classifier
+from mnist_hydra.serving.collect import Collector
 from mnist_hydra.serving.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -23,10 +25,11 @@ def serve(
     limits: Limits,
     trust_run_code: bool = False,
     max_parameters: int = DEFAULT_MAX_PARAMETERS,
+    collector: Optional[Collector] = None,
 ) -> None:
     """Load the run's model, then serve on `sock` until Ctrl+C or SIGTERM."""
     classifier = Classifier(ckpt_path, trust_run_code, max_parameters)
-    app = create_app(classifier, limits)
+    app = create_app(classifier, limits, collector)
     host, port = sock.getsockname()[:2]
     if "*" in limits.hosts:
         log.warning(

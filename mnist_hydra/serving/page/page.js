@@ -1,4 +1,6 @@
 // The drawing page: sends the canvas (or a chosen file) to POST /predict and shows the answer.
+// Served with collect_dir, it offers the right label under each answer: POST /collect keeps the
+// image under that label, a dataset of this person's handwriting (serving/collect.py).
 "use strict";
 
 const canvas = document.getElementById("canvas");
@@ -10,6 +12,8 @@ let last = null;
 let inFlight = false; // one request at a time; a change meanwhile sends again when it returns
 let changed = false;
 let drawingNumber = 0; // a Clear starts a new drawing: an answer about an older one is not shown
+let collect = null; // {folder, max_per_label} when the server keeps corrections
+let lastSent = null; // the image of the answer shown: what a correction keeps
 
 function clearCanvas() {
   drawingNumber += 1;
@@ -20,6 +24,8 @@ function clearCanvas() {
   document.getElementById("bars").innerHTML = "";
   message.textContent = "";
   seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
+  document.getElementById("correct").hidden = true;
+  lastSent = null;
 }
 
 function point(event) {
@@ -81,6 +87,7 @@ async function send(body, type) {
     const answer = await response.json();
     if (about !== drawingNumber) return; // cleared while it was on its way
     if (!response.ok) { showError(answer.error || response.statusText); return; }
+    lastSent = { body, type };
     show(answer);
   } catch (error) {
     if (about === drawingNumber) showError(`the server did not answer (${error})`);
@@ -110,6 +117,41 @@ function show(answer) {
     bars.appendChild(row);
   });
   drawSeen(answer.image);
+  offerLabels(answer);
+}
+
+function offerLabels(answer) {
+  if (!collect) return;
+  const labels = document.getElementById("labels");
+  labels.innerHTML = "";
+  document.getElementById("correct-prompt").textContent = `Not ${answer.predicted}? It is:`;
+  answer.class_names.forEach((name, i) => {
+    if (i === answer.index) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = name;
+    button.dataset.label = name;
+    button.addEventListener("click", () => correct(name));
+    labels.appendChild(button);
+  });
+  document.getElementById("collected").textContent = "";
+  document.getElementById("correct").hidden = false;
+}
+
+async function correct(label) {
+  const status = document.getElementById("collected");
+  if (!lastSent) return;
+  const options = { method: "POST", body: lastSent.body };
+  if (lastSent.type) options.headers = { "Content-Type": lastSent.type };
+  try {
+    const response = await fetch(`/collect?label=${encodeURIComponent(label)}`, options);
+    const saved = await response.json();
+    if (!response.ok) { status.textContent = saved.error || response.statusText; return; }
+    status.textContent = `Kept as ${label}: ${saved.view} (${saved.count} of ${label})`;
+    document.body.dataset.collected = String(Number(document.body.dataset.collected || 0) + 1); // for tests
+  } catch (error) {
+    status.textContent = `the server did not answer (${error})`;
+  }
 }
 
 function drawSeen(image) {
@@ -155,5 +197,11 @@ fetch("/model").then((response) => response.json()).then((run) => {
   const what = ensemble ? `Ensemble of ${run.members.length} runs, ${name}` : `Run ${name}`;
   document.getElementById("run").textContent =
     `${what} · dataset ${run.dataset} (${run.class_names.length} classes) · ${accuracy}`;
+  collect = run.collect;
+  if (collect) {
+    const where = document.getElementById("collecting");
+    where.textContent = `A drawing you correct is kept in ${collect.folder}/<label>/ (collect_dir), to fine-tune on.`;
+    where.hidden = false;
+  }
 });
 clearCanvas();
