@@ -45,7 +45,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         )
     try:
         validate(cfg)  # a bad value fails here, in about a second, before TensorFlow loads
-        if cfg.get("init_from"):
+        if cfg.get("init_from") and not cfg.get("resume"):  # resumed: its backup has the weights
             locate_run(cfg.init_from)  # the run to start from, read as data (received_run.py)
         log.info("oneDNN: %s", use_onednn(cfg.trainer.onednn))  # must come before TensorFlow loads
         with tensorflow_start_quieted(start_devices=False):  # the task sets its threads first

@@ -82,3 +82,21 @@ def test_another_model_and_too_many_frozen_layers_are_refused_in_one_line(source
     with pytest.raises(ConfigError, match=r"trainer.freeze=99 is not allowed: the model has 7 layers"):
         freeze(ours, 99)
     start_from(ours, str(source_run), "same")  # the same model: taken whole
+
+
+def test_a_fine_tuned_run_resumes_from_its_backup_when_the_run_it_started_from_is_gone(
+    cli, source_run, tmp_path
+):
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(source_run, source)
+    args = [*SMOKE, "trainer.epochs=3", f"init_from={source}", "hydra.run.dir=tuned"]
+    killed = cli("mnist_hydra.train", *args, cwd=tmp_path, env={"MNIST_HYDRA_TEST_KILL_AT": "batch@5"})
+    assert killed.returncode != 0 and (tmp_path / "tuned" / "backup" / "state.json").is_file()
+    shutil.rmtree(source)  # the run it started from, gone: its weights are in the backup
+    resumed = cli("mnist_hydra.train", *args, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    record = metrics_of(tmp_path / "tuned")
+    assert record["status"] == "completed" and record["init_from"] == str(source)
+    assert len(record["history"]["accuracy"]) == 3  # each epoch once

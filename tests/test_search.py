@@ -444,6 +444,28 @@ def test_a_pruned_trial_keeps_its_model_runs_no_test_and_is_pruned_everywhere(cl
     assert (tmp_path / "intermediate_values.png").is_file()
 
 
+def test_a_trial_stopped_early_reports_the_epochs_it_trained_and_no_more(cli, tmp_path):
+    """Early stopping and the pruner's reports agree on the epoch that ended the trial."""
+    result = cli(
+        "mnist_hydra.train",
+        *SEARCH,
+        "trainer.epochs=4",
+        "hydra.sweeper.n_trials=1",
+        "callbacks=[early_stopping]",
+        "callbacks.early_stopping.monitor=val_accuracy",
+        "callbacks.early_stopping.patience=0",
+        "callbacks.early_stopping.min_delta=1.0",  # no epoch after the first is better enough: stop after 2
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    record = metrics_of(tmp_path / "0")
+    assert record["status"] == "completed" and record["stopped_epoch"] == 2
+    trial = journal_study(tmp_path).trials[0]
+    assert trial.state is TrialState.COMPLETE and sorted(trial.intermediate_values) == [1, 2]
+    assert trial.intermediate_values[2] == pytest.approx(record["history"]["val_accuracy"][-1])
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

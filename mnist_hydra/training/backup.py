@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 STATE = "state.json"
 
 
+def has_backup(folder: Path) -> bool:
+    """Whether a run's backup folder holds an epoch to resume from."""
+    return (Path(folder) / STATE).is_file()
+
+
 class EpochBackup(keras.callbacks.Callback):
     """`keeping`: the run's configured callbacks (callbacks.py), whose state each backup holds and
     a resumed run gets back. They come before this one in fit()'s list: Keras resets them at the

@@ -79,7 +79,7 @@ class RunFolderGuard(Callback):
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
         try:
             validate(task)  # a bad value: one line, and no run folder (a sweep's jobs: in main())
-            if task.get("init_from"):
+            if task.get("init_from") and not task.get("resume"):  # resumed: its backup has the weights
                 locate_run(task.init_from)  # the run to start from, read as data (received_run.py)
         except (ConfigError, CheckpointError) as error:
             raise SystemExit(str(error)) from None

@@ -26,7 +26,7 @@ from mnist_hydra.reporting.evaluation import score_on_test
 from mnist_hydra.reporting.plots import plot_learning_curves
 from mnist_hydra.run_folders import claim, release
 from mnist_hydra.search.job import TrialAddress
-from mnist_hydra.training.backup import EpochBackup
+from mnist_hydra.training.backup import EpochBackup, has_backup
 from mnist_hydra.training.callbacks import BestCheckpoint, configured_callbacks
 from mnist_hydra.training.cpu import onednn_enabled, use_precision, use_threads
 from mnist_hydra.training.fine_tuning import freeze, start_from
@@ -67,7 +67,11 @@ def train(
         machine = set_up_machine(cfg, launcher, trial.at_once if trial else None)
         data = prepare_data(cfg)
         model = compiled_model(
-            cfg, data.dataset.image_shape, len(data.dataset.class_names), data.steps_per_epoch
+            cfg,
+            data.dataset.image_shape,
+            len(data.dataset.class_names),
+            data.steps_per_epoch,
+            resuming=has_backup(output_dir / "backup"),
         )
         model.summary(print_fn=log.info)
         metrics = fit_and_test(cfg, model, data, output_dir, machine, trial_reporter(trial, cfg.objective))
@@ -135,11 +139,12 @@ def prepare_data(cfg: DictConfig) -> TrainingData:
 
 
 def compiled_model(
-    cfg: DictConfig, input_shape: tuple, num_classes: int, steps_per_epoch: int
+    cfg: DictConfig, input_shape: tuple, num_classes: int, steps_per_epoch: int, resuming: bool = False
 ) -> keras.Model:
-    """The model the configs describe, compiled with their optimizer, schedule, loss and levers."""
+    """The model the configs describe, compiled with their optimizer, schedule, loss and levers.
+    A resumed run's weights come from its backup: init_from is not read again (it may be gone)."""
     model = build_model(cfg.model, input_shape, num_classes)
-    if cfg.get("init_from"):
+    if cfg.get("init_from") and not resuming:
         start_from(model, cfg.init_from, cfg.init_from_head)
     freeze(model, cfg.trainer.freeze)
     learning_rate = build(
