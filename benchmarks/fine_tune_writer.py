@@ -18,6 +18,8 @@ digit to fine-tune on (<out>/train/), 6 of each held out (<out>/test/). Then:
 """
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import random
@@ -112,7 +114,8 @@ def make_writer(out: Path, per_digit_train: int, per_digit_test: int, seed: int)
 
 def page_reads(run: Path, drawings: list[Path], scratch: Path) -> float:
     """The share of `drawings` that `predict` (the page's reading) gets right."""
-    rows = predict(run, drawings, scratch)
+    with contextlib.redirect_stdout(io.StringIO()):  # predict prints a line per image
+        rows = predict(run, drawings, scratch)
     return float(np.mean([row["predicted"] == path.parent.parent.name for row, path in zip(rows, drawings)]))
 
 
@@ -121,9 +124,11 @@ def mnist_accuracy(run: Path) -> float:
     from hydra import compose, initialize_config_module
 
     from mnist_hydra.building import build
+    from mnist_hydra.config.schema import register_schemas
     from mnist_hydra.inference.loading import open_run
     from mnist_hydra.reporting.evaluation import views_probabilities
 
+    register_schemas()
     with initialize_config_module(config_module="mnist_hydra.conf", version_base="1.3"):
         _, test = build("dataset", compose("train", overrides=["dataset=mnist"]).dataset).load()
     trained = open_run(run)
