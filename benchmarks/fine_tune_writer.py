@@ -6,9 +6,9 @@ one writer, and what it gained on that writer's other digits and cost on MNIST's
 The writer is synthetic (no person's digits ship here), drawn as the page draws: the page's pen
 (a round stroke 1/14 of the 280-pixel canvas), dark on white, in one hand that MNIST does not
 have: wide digits with a strong backhand slant, a 1 with a flag and a foot, a crossed 7, a
-closed 4, a 9 with a curled tail, with a hand's jitter from drawing to drawing. Each drawing is kept as the page keeps a
-correction (serving/collect.py: the 28x28 view the model read, and the drawing): 4 of each
-digit to fine-tune on (<out>/train/), 6 of each held out (<out>/test/). Then:
+closed 4, a 9 with a curled tail, with a hand's jitter from drawing to drawing. Each drawing is
+kept as the page keeps a correction (serving/collect.py: the 28x28 view the model read, and the
+drawing): 4 of each digit to fine-tune on (<out>/train/), 6 of each held out (<out>/test/). Then:
 
 1. before: the run's answers for the held-out drawings, as the page and `predict` read them,
    and its accuracy on MNIST's 10,000 test images (its own test-time shifts);
