@@ -1,5 +1,5 @@
 """What the suite itself relies on: pytest-xdist's loadgroup keeps an xdist_group on one worker
-(the Ray tests share one: one of them runs `ray stop`, which ends every Ray instance)."""
+(the Ray tests share one: two Ray instances at once are too much for two cores)."""
 
 import subprocess
 import sys
