@@ -49,6 +49,12 @@ def test_a_correction_keeps_the_view_and_the_drawing_under_its_label(tmp_path):
     assert files_in(tmp_path / "mine") == ["7/0.png", "7/1.png", "7/drawings/0.png", "7/drawings/1.png"]
 
 
+def test_a_drawing_larger_than_the_page_is_kept_scaled_down(tmp_path):
+    noise = np.random.default_rng(0).random((3000, 1500)).astype(np.float32)  # what compresses worst
+    saved = Collector(tmp_path, DIGITS, max_per_label=1).save("4", a_view(), noise)
+    assert Image.open(saved["drawing"]).size == (512, 1024)
+
+
 def test_a_label_is_bounded_and_a_label_that_is_no_class_is_refused(tmp_path):
     collector = Collector(tmp_path, DIGITS, max_per_label=2)
     for _ in range(2):

@@ -2,7 +2,7 @@
 (`serve collect_dir=<folder>`; off by default).
 
     <folder>/<label>/<n>.png            the 28x28 view the model read: what training reads
-    <folder>/<label>/drawings/<n>.png   the drawing itself, at its full size, beside it
+    <folder>/<label>/drawings/<n>.png   the drawing itself, beside it (at most 1024 pixels a side)
 
 The folder is an image folder as it stands (`dataset=digit_folder dataset.path=<folder>`:
 the class folders are the labels; `drawings/` is not a class's image, the dataset skips it).
@@ -20,6 +20,7 @@ import io
 import os
 import threading
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -28,6 +29,9 @@ from mnist_hydra.errors import ConfigError
 from mnist_hydra.files import refuse_links, temporary_name
 
 DRAWINGS = "drawings"
+# A kept drawing is scaled down to this many pixels a side at most (the page's canvas is 280), so
+# that a label's folder stays under about max_per_label MB (3x in colour) whatever is uploaded.
+DRAWING_SIDE = 1024
 
 
 class LabelFull(Exception):
@@ -74,7 +78,7 @@ class Collector:
                 if view_path.exists() or drawing_path.exists():
                     continue
                 try:
-                    write_new(drawing_path, png_of(drawing))
+                    write_new(drawing_path, png_of(drawing, DRAWING_SIDE))
                 except FileExistsError:  # another server took the number first
                     continue
                 try:
@@ -104,14 +108,17 @@ def folder_name(name: str) -> bool:
     )
 
 
-def png_of(pixels: np.ndarray) -> bytes:
+def png_of(pixels: np.ndarray, largest_side: Optional[int] = None) -> bytes:
     """Floats in [0, 1], (h, w), (h, w, 1) or (h, w, 3), as an 8-bit PNG: pixels re-encoded, never
-    the bytes a client sent."""
+    the bytes a client sent; scaled down to `largest_side` pixels a side at most."""
     values = np.clip(np.rint(np.asarray(pixels, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
     if values.ndim == 3 and values.shape[-1] == 1:
         values = values[..., 0]
+    image = Image.fromarray(values)
+    if largest_side and max(image.size) > largest_side:
+        image.thumbnail((largest_side, largest_side), Image.LANCZOS)
     buffer = io.BytesIO()
-    Image.fromarray(values).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
