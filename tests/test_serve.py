@@ -237,27 +237,31 @@ MAX_CONNECTIONS = 16  # the server's; 10 concurrent clients below stay under it
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
     """`python -m mnist_hydra.serve` on a free port; yields its address."""
-    folder = tmp_path_factory.mktemp("serve")
+    process, address = served(
+        ["mnist_hydra.serve", f"ckpt_path={trained_run}", "timeout=2", f"max_connections={MAX_CONNECTIONS}"],
+        tmp_path_factory.mktemp("serve"),
+    )
+    yield address
+    stopped(process)  # Ctrl+C: stopped cleanly, in time, whatever SIGINT's inherited disposition
+
+
+def served(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`python -m <command> port=0` from `cwd`, once it prints the address it serves."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_hydra.serve",
-            f"ckpt_path={trained_run}",
-            "port=0",
-            "timeout=2",
-            f"max_connections={MAX_CONNECTIONS}",
-        ],
-        cwd=folder,
+        [sys.executable, "-m", *command, "port=0"],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     address = serving_address(process)
-    assert address, "the server stopped before printing its address"
-    yield address
+    assert address, f"{' '.join(command)} stopped before printing its address"
+    return process, address
+
+
+def stopped(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)  # Ctrl+C
-    assert process.wait(timeout=120) == 0  # stopped cleanly, in time, whatever SIGINT's inherited disposition
+    assert process.wait(timeout=120) == 0
 
 
 def test_the_server_answers_concurrent_clients_each_with_its_own_answer(server):
@@ -622,24 +626,6 @@ def test_a_server_without_collect_dir_keeps_nothing(client):
     assert client.get("/model").json()["collect"] is None
     answer = client.post("/collect?label=7", content=vertical_stroke())
     assert answer.status_code == 404 and "collect_dir" in answer.json()["error"]
-
-
-def served(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", *command, "port=0"],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    address = serving_address(process)
-    assert address, f"{' '.join(command)} stopped before printing its address"
-    return process, address
-
-
-def stopped(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 0
 
 
 def test_collect_fine_tune_serve(trained_run, browser, cli, tmp_path):

@@ -88,10 +88,10 @@ def create_app(classifier: Classifier, limits: Limits, collector: Optional[Colle
         label = request.query_params.get("label")
         if label is None:
             raise HTTPException(400, "no label: POST /collect?label=<the image's class>")
-        if label not in collector.class_names:
-            raise HTTPException(
-                422, f"label={label!r} is not one of the run's classes: {', '.join(collector.class_names)}"
-            )
+        try:
+            collector.check_label(label)  # before the body is read or decoded
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
         data, name = await read_image(request, limits)
         async with decoding:
             seen, drawing = await run_in_threadpool(classifier.views, data, name, limits.max_pixels)

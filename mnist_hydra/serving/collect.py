@@ -61,13 +61,16 @@ class Collector:
     def describe(self) -> dict:
         return {"folder": str(self.folder), "max_per_label": self.max_per_label}
 
-    def save(self, label: str, view: np.ndarray, drawing: np.ndarray) -> dict:
-        """Save `view` (the model's input, floats in [0, 1]) and `drawing` (the full-size image,
-        floats in [0, 1]) under `label`; their paths, and how many the label holds now."""
+    def check_label(self, label: str) -> None:
         if label not in self.class_names:
             raise ValueError(
                 f"label={label!r} is not one of the run's classes: {', '.join(self.class_names)}"
             )
+
+    def save(self, label: str, view: np.ndarray, drawing: np.ndarray) -> dict:
+        """Save `view` (the model's input, floats in [0, 1]) and `drawing` (the full-size image,
+        floats in [0, 1]) under `label`; their paths, and how many the label holds now."""
+        self.check_label(label)
         label_folder = self.folder / label
         with self._lock:
             (label_folder / DRAWINGS).mkdir(parents=True, exist_ok=True)
