@@ -7,8 +7,11 @@ what each member adds, and their accuracy on digits that are not MNIST's.
 
 Trains with `python -m mnist_hydra.train -m experiment=ensemble`, scores with `python -m
 mnist_hydra.evaluate ckpt_path=<sweep>` (into <sweep>-evaluation), then, from the members'
-test outputs, the ensemble without each member in turn, and `predict`'s accuracy on
-benchmarks/handwriting/ for each member and for the ensemble. Prints the CPU with the figures.
+test outputs: the ensemble without each member in turn, the mean of log-probabilities beside
+evaluate's mean of probabilities, the test images every member misreads (no way of combining
+reads those), and `predict`'s accuracy on benchmarks/handwriting/ for each member and for the
+ensemble. Any sweep's folder will do for --sweep (e.g. seeds of one recipe). Prints the CPU
+with the figures.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 from handwriting import HERE, score  # benchmarks/ is on the path of its scripts
 
@@ -44,8 +48,9 @@ def evaluate(sweep: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def without_each_member(sweep: Path) -> list[float]:
-    """The ensemble's test accuracy with each member left out in turn (evaluate's own code)."""
+def member_answers(sweep: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each member's test answers (the mean of its test-time views, as evaluate averages them)
+    and the test labels, by evaluate's own code."""
     from mnist_hydra.console import tensorflow_start_quieted
 
     with tensorflow_start_quieted():
@@ -60,11 +65,30 @@ def without_each_member(sweep: Path) -> list[float]:
         views_probabilities(run.model, images, run.test_batch_size, tta_of(run, None)).mean(axis=0)
         for run in members
     ]
-    left_out = []
-    for index in range(len(answers)):
-        mean = sum(answer for other, answer in enumerate(answers) if other != index) / (len(answers) - 1)
-        left_out.append(float((mean.argmax(axis=1) == test.labels).mean()))
-    return left_out
+    return answers, test.labels
+
+
+def accuracy(answers: list[np.ndarray], labels: np.ndarray, rule: str = "mean") -> float:
+    """The ensemble's accuracy under a rule: `mean` (of probabilities: evaluate's) or `log` (of
+    log-probabilities, a geometric mean: a class that any member rules out is ruled out)."""
+    if rule == "log":
+        combined = sum(np.log(np.clip(answer, 1e-12, 1.0)) for answer in answers)
+    else:
+        combined = sum(answers)
+    return float((combined.argmax(axis=1) == labels).mean())
+
+
+def combinations(answers: list[np.ndarray], labels: np.ndarray) -> dict:
+    """What the issue asks of an ensemble: each rule, each member left out, and the test images
+    every member misreads (no rule of combining can read those)."""
+    wrong = [answer.argmax(axis=1) != labels for answer in answers]
+    return {
+        "mean": accuracy(answers, labels),
+        "log": accuracy(answers, labels, "log"),
+        "without": [accuracy(answers[:i] + answers[i + 1 :], labels) for i in range(len(answers))],
+        "missed_by_all": int(np.logical_and.reduce(wrong).sum()),
+        "missed_by_any": int(np.logical_or.reduce(wrong).sum()),
+    }
 
 
 def main() -> None:
@@ -79,18 +103,19 @@ def main() -> None:
     if args.sweep is None:
         train(sweep.resolve(), args.overrides)
     metrics = evaluate(sweep.resolve())
-    left_out = without_each_member(sweep.resolve())
+    answers, labels = member_answers(sweep.resolve())
+    combined = combinations(answers, labels)
     images = sorted((HERE / "handwriting").glob("*/*/*.png"))
 
     print(f"\n{sweep}: {len(metrics['members'])} members")
     columns = f"{'test':>8}{'train s':>9}{'median epoch x n':>18}{'ensemble without it':>21}"
     print(f"{'member':<40}{columns}  not MNIST (predict)")
-    for member, without in zip(metrics["members"], left_out):
+    for member, without in zip(metrics["members"], combined["without"]):
         run = Path(member["run"])
         record = json.loads((run / "metrics.json").read_text())
         epochs = record["epoch_seconds"]
         overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
-        name = " ".join([run.name, *(o for o in overrides if o.startswith("ensemble_member="))])
+        name = " ".join([run.name, *(o for o in overrides if o.startswith(("ensemble_member=", "seed=")))])
         print(
             f"{name:<40}{100 * member['test_accuracy']:>7.2f}%{sum(epochs):>9.0f}"
             f"{statistics.median(epochs) * len(epochs):>18.0f}{100 * without:>20.2f}%  "
@@ -104,6 +129,11 @@ def main() -> None:
     print(
         f"  without test-time shifts {100 * metrics.get('test_accuracy_without_tta', float('nan')):.2f}%; "
         f"members' mean {100 * statistics.mean(m['test_accuracy'] for m in metrics['members']):.2f}%"
+    )
+    print(
+        f"  mean of probabilities (evaluate's) {100 * combined['mean']:.2f}%; mean of log-probabilities "
+        f"{100 * combined['log']:.2f}%; test images every member misreads: {combined['missed_by_all']}, "
+        f"any member: {combined['missed_by_any']}"
     )
 
 

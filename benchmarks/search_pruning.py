@@ -4,12 +4,15 @@
    with the default median pruner (or those of --pruners) and with hydra/sweeper/pruner=none:
    wall time, trials pruned, the best validation accuracy found and the test accuracy of the
    best trial. Goal: within 0.2 points of the unpruned best in at most half its time.
+   --two-at-once runs the pruned searches two trials at once (hydra/launcher=joblib,
+   hydra.sweeper.n_jobs=2, one TensorFlow thread each); the unpruned one stays as the preset
+   runs it, one trial at a time on every core.
 2. The batch barrier: a search of two trials at once under hydra/launcher=joblib (each job
    one thread), with trials started as others end and in batches (hydra.sweeper.batches=true):
    wall time, and the cores' idle time, 2 x wall minus the CPU time all the jobs used.
 
     python benchmarks/search_pruning.py [--trials 20] [--epochs 5] [--train-limit 12000]
-        [--pruners median,successive_halving] [--skip barrier]
+        [--pruners median,successive_halving] [--two-at-once] [--skip barrier]
 """
 
 import argparse
@@ -27,6 +30,8 @@ from omegaconf import OmegaConf
 from mnist_hydra.machine import cpu_name, reported_flags
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+# Two trials at once, each in a process of its own on one core.
+TWO_AT_ONCE = ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "trainer.threads=1"]
 
 
 def search(folder: Path, args, *overrides: str) -> dict:
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--pruners", default="median", help="pruners to compare with none, comma-separated")
     parser.add_argument("--skip", choices=["pruning", "barrier"], help="leave one part out")
+    parser.add_argument(
+        "--two-at-once", action="store_true", help="the pruned searches run two one-thread trials at once"
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     print(f"CPU: {cpu_name()}, {cores} cores; flags: {' '.join(reported_flags())}", flush=True)
@@ -90,19 +98,23 @@ def main() -> None:
         f"{args.test_limit} test; {args.epochs} epochs; seed {args.seed}",
         flush=True,
     )
-    figures = {"cpu": cpu_name(), "cores": cores}
+    figures = {"cpu": cpu_name(), "cores": cores, "pruned_two_at_once": args.two_at_once}
     with tempfile.TemporaryDirectory(prefix="search-bench-") as scratch:
         scratch = Path(scratch)
         if args.skip != "pruning":
             trials = f"hydra.sweeper.n_trials={args.trials}"
             runs = {}
             for pruner in [*args.pruners.split(","), "none"]:
-                runs[pruner] = search(scratch / pruner, args, trials, f"hydra/sweeper/pruner={pruner}")
+                launcher = TWO_AT_ONCE if args.two_at_once and pruner != "none" else []
+                runs[pruner] = search(
+                    scratch / pruner, args, trials, f"hydra/sweeper/pruner={pruner}", *launcher
+                )
                 print(f"pruner={pruner}:", json.dumps(runs[pruner]), flush=True)
             unpruned = runs.pop("none")
             for pruner, pruned in runs.items():
                 print(
-                    f"Pruning ({pruner}): {pruned['trials']['pruned']} of {args.trials} trials pruned; time "
+                    f"Pruning ({pruner}{', two trials at once' if args.two_at_once else ''}): "
+                    f"{pruned['trials']['pruned']} of {args.trials} trials pruned; time "
                     f"{pruned['wall_s'] / unpruned['wall_s']:.2f} of the unpruned search's; best validation "
                     f"accuracy {100 * pruned['best_val_accuracy']:.2f}% against "
                     f"{100 * unpruned['best_val_accuracy']:.2f}% "
@@ -113,12 +125,7 @@ def main() -> None:
                 )
             figures["pruning"] = {**runs, "none": unpruned}
         if args.skip != "barrier":
-            parallel = [
-                f"hydra.sweeper.n_trials={args.barrier_trials}",
-                "hydra/launcher=joblib",
-                "hydra.sweeper.n_jobs=2",
-                "trainer.threads=1",
-            ]
+            parallel = [f"hydra.sweeper.n_trials={args.barrier_trials}", *TWO_AT_ONCE]
             runs = {
                 "as_they_end": search(scratch / "free", args, *parallel),
                 "batches": search(scratch / "batches", args, *parallel, "hydra.sweeper.batches=true"),

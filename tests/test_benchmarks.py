@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -39,3 +40,18 @@ def test_the_handwriting_set_without_chromium_says_what_to_install(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda program: None)
     with pytest.raises(SystemExit, match="chromium and chromedriver not found: install Debian's chromium"):
         handwriting_set.browser()
+
+
+def test_the_ensemble_benchmark_combines_members_by_each_rule(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from ensemble import combinations
+
+    labels = np.array([0, 1, 0])
+    sure_of_a_mistake = np.array([[0.01, 0.99], [0.8, 0.2], [0.7, 0.3]])
+    right_but_unsure = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    figures = combinations([sure_of_a_mistake, right_but_unsure, right_but_unsure], labels)
+    # image 0: the mean reads it (0.60 against 0.40), the geometric mean follows the member sure of a
+    # mistake; image 1: every member misreads it; image 2: all read it.
+    assert figures["mean"] == pytest.approx(2 / 3) and figures["log"] == pytest.approx(1 / 3)
+    assert figures["without"] == pytest.approx([2 / 3, 1 / 3, 1 / 3])  # one unsure member is outvoted
+    assert (figures["missed_by_all"], figures["missed_by_any"]) == (1, 2)
