@@ -1,7 +1,7 @@
 """experiment=ensemble's figures in one command: each member's and the ensemble's test accuracy,
 what each member adds, and their accuracy on digits that are not MNIST's.
 
-    python benchmarks/ensemble.py                     (trains the preset: about 3 x best's time)
+    python benchmarks/ensemble.py                     (trains the preset: about 70 min on 2 cores)
     python benchmarks/ensemble.py --sweep DIR         (scores a sweep trained before)
     python benchmarks/ensemble.py debug=smoke         (overrides for the sweep: a quick try)
 

@@ -131,19 +131,20 @@ def test_a_sweep_is_evaluated_as_an_ensemble_of_its_completed_runs(cli, evaluate
     assert_png(tmp_path / "eval" / "confusion_matrix.png")
 
 
-def test_the_ensemble_preset_composes_varied_members_that_evaluate_and_predict_take_together(
+def test_the_ensemble_preset_composes_five_seeds_of_robust_that_evaluate_and_predict_take_together(
     cli, tmp_path, capfd
 ):
-    # The preset's five members, as its sweep composes them: they differ in seeds, kernels, depth
-    # and augmentation; each is best's net otherwise.
+    # The preset's five members, as its sweep composes them: experiment=robust's recipe at 20
+    # epochs, seeds 1 to 5.
     compose_train(["experiment=ensemble"])
-    members = HydraConfig.get().sweeper.params.ensemble_member.split(",")
-    configs = [compose_train(["experiment=ensemble", f"ensemble_member={m}"]) for m in members]
-    assert sorted(config.seed for config in configs) == [1, 2, 3, 4, 5]
-    assert configs[1].model.kernel_size == [5, 5, 3, 3] and configs[0].model.kernel_size == 3
-    assert configs[2].model.filters == [32, 32, 64, 64, 128] and not configs[2].model.dense_units
-    assert configs[3].trainer.augment.scale > 0 and configs[4].trainer.augment.low_resolution > 0
-    assert all(config.model.batch_norm and config.loss.label_smoothing == 0.1 for config in configs)
+    seeds = HydraConfig.get().sweeper.params.seed.split(",")
+    configs = [compose_train(["experiment=ensemble", f"seed={seed}"]) for seed in seeds]
+    robust = compose_train(["experiment=robust"])
+    assert [config.seed for config in configs] == [1, 2, 3, 4, 5]
+    for config in configs:
+        assert config.trainer.epochs == 20 and config.model == robust.model
+        assert config.trainer.augment == robust.trainer.augment and config.trainer.augment.low_resolution > 0
+        assert config.trainer.tta_shift == 1 and config.loss.label_smoothing == 0.1
 
     # The README's command, on a tiny slice (debug=smoke: 300 images, one epoch each); the docs'
     # test leaves it to this one.
