@@ -39,12 +39,17 @@ def train(sweep: Path, overrides: list[str]) -> None:
 
 def evaluate(sweep: Path) -> dict:
     folder = sweep.with_name(sweep.name + "-evaluation")
-    subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "mnist_hydra.evaluate", f"ckpt_path={sweep}", f"hydra.run.dir={folder}"],
-        check=True,
         capture_output=True,
+        text=True,
         env=ENV,
     )
+    if result.returncode != 0:  # evaluate's own one-line reason, not a traceback of this script
+        lines = [
+            line for line in result.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line
+        ]
+        sys.exit(f"evaluate could not score {sweep}: {lines[-1] if lines else 'no reason printed'}")
     return json.loads((folder / "metrics.json").read_text())
 
 

@@ -55,3 +55,19 @@ def test_the_ensemble_benchmark_combines_members_by_each_rule(monkeypatch):
     assert figures["mean"] == pytest.approx(2 / 3) and figures["log"] == pytest.approx(1 / 3)
     assert figures["without"] == pytest.approx([2 / 3, 1 / 3, 1 / 3])  # one unsure member is outvoted
     assert (figures["missed_by_all"], figures["missed_by_any"]) == (1, 2)
+
+
+def test_the_ensemble_benchmark_stops_with_evaluates_reason_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import ensemble
+
+    refused = subprocess.CompletedProcess(
+        [],
+        1,
+        stdout="",
+        stderr="Error executing job with overrides: []\nckpt_path=x: no such model file\n\n"
+        "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n",
+    )
+    monkeypatch.setattr(ensemble.subprocess, "run", lambda *args, **keywords: refused)
+    with pytest.raises(SystemExit, match=r"^evaluate could not score .*: ckpt_path=x: no such model file$"):
+        ensemble.evaluate(tmp_path / "sweep")
