@@ -24,8 +24,10 @@ setup: $(READY)
 train: $(READY)
 	$(BIN)/python -m mnist_hydra.train $(ARGS)
 
-# Tests run on every core (pytest-xdist): most of their time is TensorFlow starting up in
-# subprocesses, one core each. loadgroup: the tests of one xdist_group (Ray's) share a worker.
+# Tests run on every core (pytest-xdist), one worker each: most of their time is commands in
+# subprocesses, forked from a Python that loaded TensorFlow once per worker (tests/warm_python.py);
+# a third worker on two cores was no faster (651 s against 637 s). loadgroup: the tests of one
+# xdist_group (Ray's) share a worker.
 test: $(READY)
 	$(BIN)/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 

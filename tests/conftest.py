@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,11 @@ from mnist_hydra.building import build
 
 # The smallest data that still trains (conf/debug/smoke.yaml: 300 images, one epoch, no tracker).
 SMOKE = ["debug=smoke"]
+WARM_PYTHON = Path(__file__).parent / "warm_python.py"
+# The warm Python starts with the worker's environment as the suite found it (a test's
+# monkeypatched variables are its own).
+ENVIRONMENT_AT_START = dict(os.environ)
+_warm_servers: list = []
 
 
 def compose_train(overrides=()) -> DictConfig:
@@ -37,10 +43,46 @@ def compose_train(overrides=()) -> DictConfig:
     return cfg
 
 
-def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m module args` as a user would, from `cwd`."""
+def warm_server() -> str:
+    """The socket of this worker's warm Python (tests/warm_python.py), started on first use."""
+    if not _warm_servers:
+        folder = Path(tempfile.mkdtemp(prefix="warm-python-"))
+        socket_path, log = folder / "socket", open(folder / "server.log", "w")
+        server = subprocess.Popen(
+            [sys.executable, str(WARM_PYTHON), "serve", str(socket_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=ENVIRONMENT_AT_START,
+        )
+        deadline = time.monotonic() + 120
+        while not socket_path.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _warm_servers.append((server, folder))
+    return str(_warm_servers[0][1] / "socket")
+
+
+def pytest_sessionfinish():
+    for server, folder in _warm_servers:
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def python_command(module: str, *args: str, fresh: bool = False) -> list[str]:
+    """`python -m module args`. Unless `fresh`, it starts as a fork of this worker's warm Python,
+    which loaded TensorFlow once (tests/warm_python.py: what differs, and what it refuses)."""
+    if fresh:
+        return [sys.executable, "-m", module, *args]
+    return [sys.executable, str(WARM_PYTHON), warm_server(), module, *args]
+
+
+def run_cli(
+    module: str, *args: str, cwd: Path, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Run `python -m module args` as a user would, from `cwd` (`fresh`: python_command)."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        python_command(module, *args, fresh=fresh),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -98,11 +140,18 @@ def cli():
     return run_cli
 
 
-def command_metrics(command: str, folder: Path, *overrides: str, env: dict | None = None) -> dict:
+def command_metrics(
+    command: str, folder: Path, *overrides: str, env: dict | None = None, fresh=False
+) -> dict:
     """`python -m mnist_hydra.<command> <overrides>` into `folder`, as a user would run it; it
     must succeed; the metrics.json it wrote."""
     result = run_cli(
-        f"mnist_hydra.{command}", *overrides, f"hydra.run.dir={folder}", cwd=Path(folder).parent, env=env
+        f"mnist_hydra.{command}",
+        *overrides,
+        f"hydra.run.dir={folder}",
+        cwd=Path(folder).parent,
+        env=env,
+        fresh=fresh,
     )
     assert result.returncode == 0, result.stderr
     return metrics_of(folder)
@@ -111,13 +160,17 @@ def command_metrics(command: str, folder: Path, *overrides: str, env: dict | Non
 @pytest.fixture
 def train_run(cli):
     """Train into a run folder: train_run(folder, *overrides) -> its metrics."""
-    return lambda folder, *overrides, env=None: command_metrics("train", folder, *overrides, env=env)
+    return lambda folder, *overrides, env=None, fresh=False: command_metrics(
+        "train", folder, *overrides, env=env, fresh=fresh
+    )
 
 
 @pytest.fixture
 def evaluate_run(cli):
     """Evaluate into a folder: evaluate_run(folder, f"ckpt_path={run}", ...) -> its metrics."""
-    return lambda folder, *overrides, env=None: command_metrics("evaluate", folder, *overrides, env=env)
+    return lambda folder, *overrides, env=None, fresh=False: command_metrics(
+        "evaluate", folder, *overrides, env=env, fresh=fresh
+    )
 
 
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
@@ -167,6 +220,18 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _environment_as_it_was():
+    """Each test ends with the worker's environment as it found it: a library a test imports may
+    set variables for good (tf2onnx sets TF_CPP_MIN_LOG_LEVEL=3 as it loads), and every later
+    command a test starts would inherit them."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 @pytest.fixture(autouse=True)

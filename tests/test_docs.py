@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train, made_once, run_cli
+from conftest import compose_train, made_once, python_command, run_cli
 from doc_commands import doc_commands
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -85,7 +85,7 @@ def test_the_quoted_refusal_is_what_the_command_prints(cli, tmp_path):
 def test_the_saved_model_snippet_runs_as_written(trained_run, tmp_path):
     """The README's Python block, on a real export: its placeholder run folder replaced by one."""
     export = subprocess.run(
-        [sys.executable, "-m", "mnist_hydra.export", f"ckpt_path={trained_run}", f"output_dir={tmp_path}"],
+        python_command("mnist_hydra.export", f"ckpt_path={trained_run}", f"output_dir={tmp_path}"),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import python_command
 from test_predict import mnist_test_images
 
 
@@ -108,9 +109,8 @@ def test_a_killed_export_leaves_the_earlier_one_and_the_next_cleans_up(cli, run_
 @pytest.mark.slow
 def test_two_exports_at_once_take_turns_and_leave_one_whole_export(run_copy, reference, tmp_path):
     import subprocess
-    import sys
 
-    command = [sys.executable, "-m", "mnist_hydra.export", f"ckpt_path={run_copy}", "format=saved_model"]
+    command = python_command("mnist_hydra.export", f"ckpt_path={run_copy}", "format=saved_model")
     both = [subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     assert [process.wait(timeout=300) for process in both] == [0, 0], [p.stderr.read() for p in both]
     x, expected = reference

@@ -7,11 +7,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import hold_at, metrics_of, wait_until_held
+from conftest import hold_at, metrics_of, python_command, wait_until_held
 
 # Three steps per epoch, three epochs: small, and still with a middle to be killed in.
 ARGS = [
@@ -80,7 +79,7 @@ def test_a_kill_at_any_point_resumes_with_each_epoch_once(cli, tmp_path, point, 
 def test_sigterm_is_recorded_as_interrupted(tmp_path):
     holds = tmp_path / "holds"
     run = subprocess.Popen(
-        [sys.executable, "-m", "mnist_hydra.train", *ARGS],
+        python_command("mnist_hydra.train", *ARGS),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -125,7 +124,7 @@ def test_a_live_runs_folder_is_refused_and_left_alone(cli, tmp_path):
 
 def test_two_resumes_at_once_never_share_the_folder(cli, tmp_path):
     folder = killed_run(cli, tmp_path, "batch@5")
-    command = [sys.executable, "-m", "mnist_hydra.train", *ARGS, "resume=true"]
+    command = python_command("mnist_hydra.train", *ARGS, "resume=true")
     runs = [
         subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

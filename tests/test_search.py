@@ -551,8 +551,8 @@ def test_a_killed_search_is_continued_and_its_abandoned_trial_does_not_block_it(
         f"hydra.sweep.dir={tmp_path / 'killed'}",
         env=hold_at("epoch", holds),
     )
-    wait_until_held(holds, sweep, job="0")  # trial 0, part-way
-    os.kill(sweep.pid, signal.SIGKILL)  # the trial runs in the sweep's process: both die
+    trial = wait_until_held(holds, sweep, job="0")  # trial 0, part-way
+    os.kill(trial, signal.SIGKILL)  # the trial runs in the sweep's process: both die
     sweep.communicate(timeout=300)
     study = optuna.load_study(study_name="mnist-hydra", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.RUNNING]

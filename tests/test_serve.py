@@ -6,14 +6,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import metrics_of
+from conftest import metrics_of, python_command
 from PIL import Image, ImageDraw
 from test_predict import mnist_test_images, png_claiming
 
@@ -248,7 +247,7 @@ def server(trained_run, tmp_path_factory):
 def served(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
     """`python -m <command> port=0` from `cwd`, once it prints the address it serves."""
     process = subprocess.Popen(
-        [sys.executable, "-m", *command, "port=0"],
+        python_command(*command, "port=0"),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, compose_train, hold_at, metrics_of, wait_until_held
+from conftest import SMOKE, compose_train, hold_at, metrics_of, python_command, wait_until_held
 
 from mnist_hydra.reporting.sweep_summary import collect_rows, ranked, swept_keys, write_summary
 
@@ -263,7 +263,7 @@ def sweep_started(
     """`python -m mnist_hydra.train -m` on 300 images, started and not waited for; with
     `sigint_ignored`, as a script's `cmd &` starts it (SIGINT ignored, inherited by what it starts)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "mnist_hydra.train", "-m", *TINY, "tracker=none", *overrides],
+        python_command("mnist_hydra.train", "-m", *TINY, "tracker=none", *overrides),
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
