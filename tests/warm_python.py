@@ -168,19 +168,17 @@ class HiddenModules:
         module, package = self.modules.pop(name), name.partition(".")[0]
         for hidden in [hidden for hidden in self.modules if hidden.partition(".")[0] == package]:
             sys.modules.setdefault(hidden, self.modules.pop(hidden))
-        return _Restored(module).spec
+        return _Restored(name, module).spec
 
 
 class _Restored:
-    """A loader that hands the import system the module already in sys.modules."""
+    """A loader that hands the import system a module the server loaded, as it was."""
 
-    def __init__(self, module):
+    def __init__(self, name: str, module):
         import importlib.util
 
         self.module, self.original = module, module.__spec__
-        self.spec = importlib.util.spec_from_loader(
-            module.__name__, self, is_package=hasattr(module, "__path__")
-        )
+        self.spec = importlib.util.spec_from_loader(name, self, is_package=hasattr(module, "__path__"))
 
     def create_module(self, spec):
         return self.module
@@ -190,13 +188,13 @@ class _Restored:
 
 
 def load_tensorflow_hidden() -> bool:
-    """Load Keras and TensorFlow, then hide every module they brought (not the standard
-    library's, nor numpy's). True if TensorFlow turned oneDNN on by itself."""
+    """Load Keras and TensorFlow, then hide every module they brought (but the standard
+    library's). True if TensorFlow turned oneDNN on by itself."""
     # Loaded in view: what every command imports before TensorFlow, read no environment from.
     import hydra  # noqa: F401
     import numpy  # noqa: F401  (reseeded in each command)
 
-    before = set(sys.modules)
+    before, environment = set(sys.modules), matching(os.environ, TENSORFLOW_VARIABLES)
     import keras  # noqa: F401
     from tensorflow.python.util import _pywrap_util_port
 
@@ -206,7 +204,7 @@ def load_tensorflow_hidden() -> bool:
         for name in set(sys.modules) - before
         if name.partition(".")[0] not in sys.stdlib_module_names
     }
-    sys.meta_path.insert(0, HiddenModules(brought, matching(os.environ, TENSORFLOW_VARIABLES), onednn))
+    sys.meta_path.insert(0, HiddenModules(brought, environment, onednn))
     return onednn
 
 
@@ -231,8 +229,8 @@ def serve(socket_path: str):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)  # clients wait in the backlog while TensorFlow loads
     listener.listen(64)
-    usable = load_tensorflow_hidden()  # else the entry points' oneDNN choice differs from the loaded one
     startup = as_loaded(os.environ)
+    usable = load_tensorflow_hidden()  # else the entry points' oneDNN choice differs from the loaded one
     commands: dict[int, socket.socket] = {}
     while True:
         for pid in list(commands):
