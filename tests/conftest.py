@@ -46,15 +46,17 @@ def compose_train(overrides=()) -> DictConfig:
 def warm_server() -> str:
     """The socket of this worker's warm Python (tests/warm_python.py), started on first use."""
     if not _warm_servers:
-        folder = Path(tempfile.mkdtemp(prefix="warm-python-"))
-        socket_path, log = folder / "socket", open(folder / "server.log", "w")
-        server = subprocess.Popen(
-            [sys.executable, str(WARM_PYTHON), "serve", str(socket_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env=ENVIRONMENT_AT_START,
-        )
+        folder = Path(tempfile.mkdtemp(prefix="warm-python-"))  # 0700: this user's clients only
+        socket_path = folder / "socket"
+        with open(folder / "server.log", "w") as log:
+            server = subprocess.Popen(
+                [sys.executable, str(WARM_PYTHON), "serve", str(socket_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=ENVIRONMENT_AT_START,
+            )
+        # A server that never listens costs speed, not correctness: its clients run fresh.
         deadline = time.monotonic() + 120
         while not socket_path.exists() and server.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -141,7 +143,7 @@ def cli():
 
 
 def command_metrics(
-    command: str, folder: Path, *overrides: str, env: dict | None = None, fresh=False
+    command: str, folder: Path, *overrides: str, env: dict | None = None, fresh: bool = False
 ) -> dict:
     """`python -m mnist_hydra.<command> <overrides>` into `folder`, as a user would run it; it
     must succeed; the metrics.json it wrote."""

@@ -92,10 +92,15 @@ def client(socket_path: str, module: str, args: list[str]) -> None:
         sys.exit(f"tests/warm_python.py: the server ended before the command (pid {pid}) did")
     code = int(last[1])
     if code < 0:  # killed by a signal: so is the client
-        if -code in PASSED_ON:
-            signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+        end_by_signal(-code)
     sys.exit(code)
+
+
+def end_by_signal(number: int) -> None:
+    """End this process as killed by signal `number` (its handler, if it has one, undone first)."""
+    if number not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
 
 
 class PassOn:
@@ -121,8 +126,7 @@ class PassOn:
     def end_as_fresh(self) -> None:
         """Before a fresh Python takes over: a signal it would have had at its start ends it now."""
         for number in self.waiting[:1]:
-            signal.signal(number, signal.SIG_DFL)
-            os.kill(os.getpid(), number)
+            end_by_signal(number)
 
 
 def pass_on(pid: int, number: int) -> None:
@@ -332,8 +336,7 @@ def end_as_python_does(code: int) -> None:
         except (OSError, ValueError):
             pass
     if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+        end_by_signal(-code)
     os._exit(code & 0xFF)
 
 
