@@ -12,7 +12,7 @@
    wall time, and the cores' idle time, 2 x wall minus the CPU time all the jobs used.
 
     python benchmarks/search_pruning.py [--trials 20] [--epochs 5] [--train-limit 12000]
-        [--pruners median,successive_halving] [--two-at-once] [--skip barrier]
+        [--pruners median,successive_halving:reduction_factor=4] [--two-at-once] [--skip barrier]
 """
 
 import argparse
@@ -75,6 +75,12 @@ def search(folder: Path, args, *overrides: str) -> dict:
     }
 
 
+def pruner_overrides(pruner: str) -> list[str]:
+    """`successive_halving:reduction_factor=4`: the overrides choosing that pruner and its arguments."""
+    name, *arguments = pruner.split(":")
+    return [f"hydra/sweeper/pruner={name}", *(f"hydra.sweeper.pruner.{a}" for a in arguments)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,7 +91,11 @@ def main() -> None:
     parser.add_argument("--train-limit", type=int, default=12000)
     parser.add_argument("--test-limit", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--pruners", default="median", help="pruners to compare with none, comma-separated")
+    parser.add_argument(
+        "--pruners",
+        default="median",
+        help="pruners to compare with none, comma-separated; name:key=value sets an argument",
+    )
     parser.add_argument("--skip", choices=["pruning", "barrier"], help="leave one part out")
     parser.add_argument(
         "--two-at-once", action="store_true", help="the pruned searches run two one-thread trials at once"
@@ -107,7 +117,7 @@ def main() -> None:
             for pruner in [*args.pruners.split(","), "none"]:
                 launcher = TWO_AT_ONCE if args.two_at_once and pruner != "none" else []
                 runs[pruner] = search(
-                    scratch / pruner, args, trials, f"hydra/sweeper/pruner={pruner}", *launcher
+                    scratch / pruner.replace(":", "_"), args, trials, *pruner_overrides(pruner), *launcher
                 )
                 print(f"pruner={pruner}:", json.dumps(runs[pruner]), flush=True)
             unpruned = runs.pop("none")

@@ -405,6 +405,23 @@ def test_a_trial_reports_every_epoch_and_stops_when_its_pruner_says(tmp_path):
     assert journal_study(tmp_path, "s").trials[0].intermediate_values == {1: 0.7, 2: 0.3}
 
 
+def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path):
+    """Its training is spent by then: it completes, and the search keeps its value."""
+    from mnist_hydra.training.pruning import TrialReporter
+
+    study = optuna.create_study(study_name="s", storage=storage_for(None, tmp_path), direction="maximize")
+    study.ask()
+    pruner = OmegaConf.create({"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5})
+    reporter = TrialReporter(TrialAddress(0, "s", None, tmp_path, pruner, 1), "val_accuracy")
+    reporter.set_params({"epochs": 2, "steps": 10})
+    model = Model()
+    reporter.set_model(model)
+    reporter.on_epoch_end(0, {"val_accuracy": 0.7})
+    reporter.on_epoch_end(1, {"val_accuracy": 0.3})  # below the threshold, but the last epoch
+    assert not model.stop_training and reporter.stopped is None
+    assert journal_study(tmp_path, "s").trials[0].intermediate_values == {1: 0.7, 2: 0.3}
+
+
 def test_the_summary_ranks_pruned_trials_after_the_completed_ones():
     rows = [
         {"job": "0", "status": "pruned", "val_accuracy": 0.99, "overrides": []},

@@ -38,7 +38,11 @@ class TrialReporter(keras.callbacks.Callback):
             return
         try:
             self.trial.report(float(value), step=epoch + 1)
-            prune = self.address.pruning and self.trial.should_prune()
+            # After the last epoch there is nothing left to save: the trial completes and its
+            # value is the objective. Pruned there, a finished trial would be lost to the search
+            # (the median pruner, or a rung at the last epoch, would drop most of them).
+            last = epoch + 1 == (self.params or {}).get("epochs")
+            prune = self.address.pruning and not last and self.trial.should_prune()
         except Exception as error:  # e.g. the trial was told failed: its sweep was killed
             log.warning(
                 "Trial %d: cannot report to the study (%s); training on",
