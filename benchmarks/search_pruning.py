@@ -18,6 +18,7 @@
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -117,7 +118,11 @@ def main() -> None:
             for pruner in [*args.pruners.split(","), "none"]:
                 launcher = TWO_AT_ONCE if args.two_at_once and pruner != "none" else []
                 runs[pruner] = search(
-                    scratch / pruner.replace(":", "_"), args, trials, *pruner_overrides(pruner), *launcher
+                    scratch / re.sub(r"[^\w.-]", "_", pruner),
+                    args,
+                    trials,
+                    *pruner_overrides(pruner),
+                    *launcher,
                 )
                 print(f"pruner={pruner}:", json.dumps(runs[pruner]), flush=True)
             unpruned = runs.pop("none")
