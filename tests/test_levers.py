@@ -53,6 +53,7 @@ def test_bf16_warns_when_the_cpu_has_no_native_bfloat16(native, monkeypatch, cap
         ("trainer.augment.shift=0.6", "trainer.augment.shift=0.6 is not allowed"),
         ("trainer.augment.rotation=-5", "trainer.augment.rotation=-5.0 is not allowed"),
         ("trainer.augment.scale=0.9", "trainer.augment.scale=0.9 is not allowed: a number in [0, 0.5]"),
+        ("trainer.augment.elastic=-1", "trainer.augment.elastic=-1.0 is not allowed: a number in [0, 100.0]"),
         ("trainer.augment.thickness=1.5", "trainer.augment.thickness=1.5 is not allowed"),
         ("trainer.augment.low_resolution=-0.1", "trainer.augment.low_resolution=-0.1 is not allowed"),
         (
@@ -161,7 +162,7 @@ def test_augmentation_changes_images_the_same_way_for_the_same_seed():
 
     images = np.random.default_rng(0).random((8, 28, 28, 1), dtype="float32")
     seed = tf.constant([3, 4], tf.int64)
-    every = augment(shift=0.1, rotation=10.0, scale=0.15, thickness=0.5, low_resolution=0.5)
+    every = augment(shift=0.1, rotation=10.0, scale=0.15, elastic=34.0, thickness=0.5, low_resolution=0.5)
     first = augmented(images, seed, every).numpy()
     assert first.shape == images.shape and first.min() >= 0.0 and first.max() <= 1.0
     assert not np.allclose(first, images)
@@ -184,6 +185,41 @@ def test_thickness_and_low_resolution_change_the_strokes_as_asked():
     assert blurred.all() and np.allclose(low.sum(axis=(1, 2, 3)), stroke.sum(axis=(1, 2, 3)), rtol=0.1)
 
 
+def test_bilinear_sampling_reads_whole_pixels_exactly_and_outside_as_black():
+    import tensorflow as tf
+
+    from mnist_hydra.data.pipeline import sampled
+
+    image = np.arange(12, dtype="float32").reshape(1, 3, 4, 1)
+    rows, columns = np.meshgrid(np.arange(3.0), np.arange(4.0), indexing="ij")
+    x, y = tf.constant(columns[None] + 1.0, tf.float32), tf.constant(rows[None], tf.float32)
+    moved = sampled(tf.constant(image), x, y).numpy()[0, :, :, 0]
+    assert moved[:, :3].tolist() == image[0, :, 1:, 0].tolist() and moved[:, 3].tolist() == [0, 0, 0]
+    half = sampled(tf.constant(image), x - 0.5, y).numpy()[0, 0, :3, 0]
+    assert half.tolist() == [0.5, 1.5, 2.5]  # halfway between two pixels: their mean
+
+
+def test_elastic_distortion_warps_a_stroke_smoothly_and_the_same_way_for_the_same_seed():
+    import tensorflow as tf
+
+    from mnist_hydra.data.pipeline import augmented
+
+    stroke = np.zeros((32, 28, 28, 1), "float32")
+    stroke[:, 6:22, 13:15, 0] = 1.0
+    seed = tf.constant([5, 6], tf.int64)
+    warped = augmented(stroke, seed, augment(elastic=34.0)).numpy()
+    assert np.array_equal(warped, augmented(stroke, seed, augment(elastic=34.0)).numpy())
+    moved = np.abs(warped - stroke).sum(axis=(1, 2, 3))
+    assert (moved > 1.0).all()  # every image changed
+    # A smooth warp bends the bar, stretching or squeezing parts of it, but does not scatter it:
+    # the ink stays near the bar, as much of it on average, and no image loses most of it.
+    ink = warped.sum(axis=(1, 2, 3)) / stroke.sum(axis=(1, 2, 3))
+    assert 0.85 < ink.mean() < 1.15 and ink.min() > 0.4
+    assert (warped[:, :, :8].sum() + warped[:, :, 20:].sum()) < 0.01 * warped.sum()
+    stronger = np.abs(augmented(stroke, seed, augment(elastic=100.0)).numpy() - stroke).sum(axis=(1, 2, 3))
+    assert stronger.mean() > moved.mean()
+
+
 def test_every_lever_trains_for_an_epoch_and_the_model_records_them(train_run, tmp_path):
     run = tmp_path / "run"
     metrics = train_run(
@@ -196,6 +232,7 @@ def test_every_lever_trains_for_an_epoch_and_the_model_records_them(train_run, t
         "loss.label_smoothing=0.1",
         "trainer.augment.shift=0.1",
         "trainer.augment.rotation=10",
+        "trainer.augment.elastic=34",
         "trainer.validation_split=0.2",
         "schedule=cosine",
         "schedule.final_ratio=0.1",

@@ -165,6 +165,7 @@ class AugmentConfig:
     shift: float = MISSING  # fraction of the image's height/width
     rotation: float = MISSING  # degrees
     scale: float = 0.0  # fraction either way
+    elastic: float = 0.0  # strength (alpha) of a smooth random warp; Simard et al. 2003: 34
     thickness: float = 0.0  # share of images
     low_resolution: float = 0.0  # share of images
 

@@ -198,7 +198,7 @@ def _check_trainer(trainer: DictConfig, image_size: int) -> None:
         trainer.augment.rotation,
         "degrees in [0, 180]; 0 for none",
     )
-    for lever, allowed in (("scale", 0.5), ("thickness", 1.0), ("low_resolution", 1.0)):
+    for lever, allowed in (("scale", 0.5), ("elastic", 100.0), ("thickness", 1.0), ("low_resolution", 1.0)):
         value = trainer.augment.get(lever, 0.0)
         require(
             is_number(value) and 0.0 <= value <= allowed,
