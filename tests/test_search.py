@@ -117,6 +117,7 @@ PRUNERS = {
     "percentile": "PercentilePruner",
     "successive_halving": "SuccessiveHalvingPruner",
     "hyperband": "HyperbandPruner",
+    "cost_aware_halving": "CostAwareHalvingPruner",
     "threshold": "ThresholdPruner",
     "none": "NopPruner",
 }
@@ -382,6 +383,52 @@ def test_pruning_needs_one_validation_objective(tmp_path):
     ).stat().st_size > 10_000  # Optuna's plot of several objectives
 
 
+def rung_study(costs_and_values):
+    """A study whose finished trials reached epoch 1 with these (seconds per epoch, value) pairs."""
+    study = optuna.create_study(direction="maximize")
+    for cost, value in costs_and_values:
+        trial = study.ask()
+        if cost is not None:
+            trial.set_user_attr("seconds_per_epoch", cost)
+        trial.report(value, step=1)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+def test_the_cost_aware_pruner_asks_a_slow_trial_to_rank_higher_than_a_cheap_one():
+    from mnist_hydra.search.pruners import CostAwareHalvingPruner
+
+    pruner = CostAwareHalvingPruner(min_resource=1, reduction_factor=3)
+    # Five trials at the rung, 2 s an epoch each; a sixth arrives second best of six.
+    for own_cost, pruned in ((2.0, False), (6.0, True), (None, False)):
+        study = rung_study([(2.0, v) for v in (0.90, 0.80, 0.70, 0.60, 0.95)])
+        trial = study.ask()
+        if own_cost is not None:
+            trial.set_user_attr("seconds_per_epoch", own_cost)
+        trial.report(0.91, step=1)
+        frozen = study._storage.get_trial(trial._trial_id)
+        # Cheap (or of unknown cost): the best third of six, two, go on. Three times the median
+        # cost: only the best sixth, one, and it is not that.
+        assert pruner.prune(study, frozen) is pruned, own_cost
+    # The best at the rung always goes on, however slow.
+    study = rung_study([(2.0, 0.5)] * 5)
+    trial = study.ask()
+    trial.set_user_attr("seconds_per_epoch", 100.0)
+    trial.report(0.99, step=1)
+    assert not pruner.prune(study, study._storage.get_trial(trial._trial_id))
+
+
+def test_the_cost_aware_pruner_looks_only_at_its_rungs_and_refuses_bad_arguments():
+    from mnist_hydra.search.pruners import CostAwareHalvingPruner
+
+    assert [s for s in range(1, 30) if CostAwareHalvingPruner(1, 3).is_rung(s)] == [1, 3, 9, 27]
+    assert [s for s in range(1, 30) if CostAwareHalvingPruner(2, 4).is_rung(s)] == [2, 8]
+    with pytest.raises(ValueError, match="reduction_factor=1"):
+        CostAwareHalvingPruner(1, 1)
+    with pytest.raises(ValueError, match="min_resource=0"):
+        CostAwareHalvingPruner(0, 3)
+
+
 # --- the job's side: reporting each epoch ---------------------------------------------------
 
 
@@ -420,6 +467,22 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path):
     reporter.on_epoch_end(1, {"val_accuracy": 0.3})  # below the threshold, but the last epoch
     assert not model.stop_training and reporter.stopped is None
     assert journal_study(tmp_path, "s").trials[0].intermediate_values == {1: 0.7, 2: 0.3}
+
+
+def test_a_trial_reports_its_seconds_per_epoch_for_a_pruner_that_weighs_cost(tmp_path):
+    from mnist_hydra.training.pruning import TrialReporter
+
+    study = optuna.create_study(study_name="s", storage=storage_for(None, tmp_path), direction="maximize")
+    study.ask()
+    pruner = OmegaConf.create({"_target_": "mnist_hydra.search.pruners.CostAwareHalvingPruner"})
+    reporter = TrialReporter(TrialAddress(0, "s", None, tmp_path, pruner, 1), "val_accuracy")
+    reporter.set_model(Model())
+    for epoch in range(2):
+        reporter.on_epoch_begin(epoch)
+        time.sleep(0.05)
+        reporter.on_epoch_end(epoch, {"val_accuracy": 0.7})
+    seconds = journal_study(tmp_path, "s").trials[0].user_attrs["seconds_per_epoch"]
+    assert 0.05 <= seconds < 5.0
 
 
 def test_the_summary_ranks_pruned_trials_after_the_completed_ones():

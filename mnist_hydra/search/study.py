@@ -24,13 +24,15 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from mnist_hydra.errors import ConfigError, first_line
+from mnist_hydra.search.pruners import CostAwareHalvingPruner
 
 log = logging.getLogger(__name__)
 JOURNAL = "optuna.journal"
 HEARTBEAT = "heartbeat"  # a trial's attribute: when its sweep last said it runs (Unix seconds)
 
 
-# Optuna's own packages: a config chooses a sampler and a pruner by `_target_`, only among these.
+# Optuna's own packages (and our one pruner): a config chooses a sampler and a pruner by
+# `_target_`, only among these.
 def storage_for(url: Optional[str], sweep_dir: Path) -> BaseStorage:
     """The study's storage: `url`, or with none a journal file in the sweep folder."""
     if not url:
@@ -73,6 +75,10 @@ def optuna_classes(role: str) -> dict[str, type]:
         ):
             table[f"{package.__name__}.{name}"] = cls
             table[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    if role == "pruner":  # and ours, by its one name
+        table[f"{CostAwareHalvingPruner.__module__}.{CostAwareHalvingPruner.__name__}"] = (
+            CostAwareHalvingPruner
+        )
     return table
 
 
@@ -86,9 +92,11 @@ def optuna_object(role: str, node):
     classes = optuna_classes(role)
     if target not in classes:
         public = sorted(name.rsplit(".", 1)[1] for name in classes if name.startswith(f"optuna.{role}s."))
+        ours = [name for name in classes if name.startswith("mnist_hydra.")]
         raise ConfigError(
             f"hydra.sweeper.{role}._target_={target} is not one of Optuna's {role}s "
-            f"(optuna.{role}s.{{{','.join(dict.fromkeys(public))}}}); pick one with hydra/sweeper/{role}=NAME"
+            f"(optuna.{role}s.{{{','.join(dict.fromkeys(public))}}}){''.join(f' or {o}' for o in ours)}; "
+            f"pick one with hydra/sweeper/{role}=NAME"
         )
     given = {k: v for k, v in node.items() if not k.startswith("_")}
     try:

@@ -6,6 +6,7 @@ study in its own storage, so this works in any process a launcher runs it in.
 """
 
 import logging
+import time
 from typing import Optional
 
 import keras
@@ -14,6 +15,7 @@ import optuna
 from mnist_hydra.config.schema import objectives
 from mnist_hydra.errors import first_line
 from mnist_hydra.search.job import TrialAddress
+from mnist_hydra.search.pruners import COST
 from mnist_hydra.search.study import optuna_object, storage_for
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ class TrialReporter(keras.callbacks.Callback):
         super().__init__()
         self.address, self.objective = address, objective
         self.stopped: Optional[tuple[int, float]] = None  # (epoch, value) when pruned
+        self.seconds, self.started = 0.0, None  # training time so far, for a pruner that weighs cost
         study = optuna.load_study(
             study_name=address.study_name,
             storage=storage_for(address.storage, address.sweep_dir),
@@ -32,11 +35,18 @@ class TrialReporter(keras.callbacks.Callback):
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, address.number)
         self.trial: Optional[optuna.Trial] = optuna.Trial(study, trial_id)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
+        if self.started is not None:
+            self.seconds += time.perf_counter() - self.started
         value = (logs or {}).get(self.objective)
         if self.trial is None or value is None:
             return
         try:
+            if self.started is not None:
+                self.trial.set_user_attr(COST, self.seconds / (epoch + 1))
             self.trial.report(float(value), step=epoch + 1)
             # After the last epoch there is nothing left to save: the trial completes and its
             # value is the objective. Pruned there, a finished trial would be lost to the search
