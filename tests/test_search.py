@@ -145,9 +145,9 @@ def test_a_pruners_argument_is_a_plain_override(tmp_path):
     assert optuna_object("pruner", cfg.hydra.sweeper.pruner)._lower == 0.9
 
 
-def test_the_default_pruner_is_the_median_one_and_the_direction_follows_the_objective(tmp_path):
+def test_the_presets_pruner_is_the_cost_aware_one_and_the_direction_follows_the_objective(tmp_path):
     cfg = search_config(tmp_path)
-    assert cfg.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.hydra.sweeper.pruner._target_ == "mnist_hydra.search.pruners.CostAwareHalvingPruner"
     assert Search(cfg, None).directions == ["maximize"]  # val_accuracy
 
 
