@@ -429,6 +429,16 @@ def test_the_cost_aware_pruner_looks_only_at_its_rungs_and_refuses_bad_arguments
         CostAwareHalvingPruner(0, 3)
 
 
+def test_a_bad_argument_of_the_cost_aware_pruner_is_refused_in_one_line(tmp_path):
+    cfg = search_config(tmp_path, "hydra.sweeper.pruner.reduction_factor=1")  # the preset's pruner
+    with pytest.raises(ConfigError) as refused:
+        optuna_object("pruner", cfg.hydra.sweeper.pruner)
+    assert str(refused.value) == (
+        "hydra.sweeper.pruner (mnist_hydra.search.pruners.CostAwareHalvingPruner) cannot be built: "
+        "reduction_factor=1: an int, 2 or more"
+    )
+
+
 # --- the job's side: reporting each epoch ---------------------------------------------------
 
 

@@ -56,10 +56,14 @@ def storage_for(url: Optional[str], sweep_dir: Path) -> BaseStorage:
         ) from None
 
 
+# Ours, beside Optuna's, each by its one name.
+OURS = {"sampler": (), "pruner": (CostAwareHalvingPruner,)}
+
+
 def optuna_classes(role: str) -> dict[str, type]:
     """Optuna's own samplers (or pruners) by the names a config may give them: `optuna.samplers.X`
-    as Optuna exports it, and the module where X is defined. A table, not a prefix: a prefix also
-    reaches whatever those modules import (`optuna.pruners._percentile.np.memmap`)."""
+    as Optuna exports it, and the module where X is defined; and OURS. A table, not a prefix: a
+    prefix also reaches whatever those modules import (`optuna.pruners._percentile.np.memmap`)."""
     package, base = {
         "sampler": (optuna.samplers, optuna.samplers.BaseSampler),
         "pruner": (optuna.pruners, optuna.pruners.BasePruner),
@@ -75,10 +79,7 @@ def optuna_classes(role: str) -> dict[str, type]:
         ):
             table[f"{package.__name__}.{name}"] = cls
             table[f"{cls.__module__}.{cls.__qualname__}"] = cls
-    if role == "pruner":  # and ours, by its one name
-        table[f"{CostAwareHalvingPruner.__module__}.{CostAwareHalvingPruner.__name__}"] = (
-            CostAwareHalvingPruner
-        )
+    table.update({f"{cls.__module__}.{cls.__qualname__}": cls for cls in OURS[role]})
     return table
 
 
@@ -92,11 +93,11 @@ def optuna_object(role: str, node):
     classes = optuna_classes(role)
     if target not in classes:
         public = sorted(name.rsplit(".", 1)[1] for name in classes if name.startswith(f"optuna.{role}s."))
-        ours = [name for name in classes if name.startswith("mnist_hydra.")]
+        choices = [f"optuna.{role}s.{{{','.join(dict.fromkeys(public))}}}"]
+        choices += [f"{cls.__module__}.{cls.__qualname__}" for cls in OURS[role]]
         raise ConfigError(
             f"hydra.sweeper.{role}._target_={target} is not one of Optuna's {role}s "
-            f"(optuna.{role}s.{{{','.join(dict.fromkeys(public))}}}){''.join(f' or {o}' for o in ours)}; "
-            f"pick one with hydra/sweeper/{role}=NAME"
+            f"({' or '.join(choices)}); pick one with hydra/sweeper/{role}=NAME"
         )
     given = {k: v for k, v in node.items() if not k.startswith("_")}
     try:

@@ -6,6 +6,7 @@ study in its own storage, so this works in any process a launcher runs it in.
 """
 
 import logging
+import statistics
 import time
 from typing import Optional
 
@@ -26,7 +27,10 @@ class TrialReporter(keras.callbacks.Callback):
         super().__init__()
         self.address, self.objective = address, objective
         self.stopped: Optional[tuple[int, float]] = None  # (epoch, value) when pruned
-        self.seconds, self.started = 0.0, None  # training time so far, for a pruner that weighs cost
+        # Each epoch's seconds in this process (a resumed trial's earlier epochs are not
+        # timed here), for a pruner that weighs cost.
+        self.epoch_seconds: list[float] = []
+        self.started: Optional[float] = None
         study = optuna.load_study(
             study_name=address.study_name,
             storage=storage_for(address.storage, address.sweep_dir),
@@ -40,13 +44,13 @@ class TrialReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.started is not None:
-            self.seconds += time.perf_counter() - self.started
+            self.epoch_seconds.append(time.perf_counter() - self.started)
         value = (logs or {}).get(self.objective)
         if self.trial is None or value is None:
             return
         try:
-            if self.started is not None:
-                self.trial.set_user_attr(COST, self.seconds / (epoch + 1))
+            if self.epoch_seconds:
+                self.trial.set_user_attr(COST, statistics.fmean(self.epoch_seconds))
             self.trial.report(float(value), step=epoch + 1)
             # After the last epoch there is nothing left to save: the trial completes and its
             # value is the objective. Pruned there, a finished trial would be lost to the search
